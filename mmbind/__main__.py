@@ -1,0 +1,3 @@
+from mmbind.cli import main
+
+main()

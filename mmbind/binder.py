@@ -1,0 +1,253 @@
+"""Binder: a frozen anchor tower plus, per bound modality, an encoder and a projection head.
+
+Every tower maps raw inputs to unit vectors in the anchor's space. Each bound modality has a
+temperature, learnable (stored as ln(1/tau), clamped to [0, ln 100] as OpenCLIP does) or fixed
+(as ImageBind does).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import mmbind
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+MAX_LOGIT_SCALE = math.log(100.0)
+
+
+@dataclass
+class TowerConfig:
+    """One modality's tower: which encoder, its options, the eval/train transform sizes, the head."""
+
+    encoder: str
+    options: dict[str, Any] = field(default_factory=dict)
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    head: str = "linear"  # "linear", "mlp" or "none" (the anchor's embedding is its encoder output)
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    freeze_encoder: bool = False
+    augment: bool = True
+
+
+@dataclass
+class BinderConfig:
+    anchor: str
+    towers: dict[str, TowerConfig]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mmbind_version": mmbind.__version__, "anchor": self.anchor,
+                "towers": {m: asdict(t) for m, t in self.towers.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BinderConfig":
+        return cls(data["anchor"], {m: TowerConfig(**t) for m, t in data["towers"].items()})
+
+
+def _build_encoder(name: str, options: dict[str, Any], pretrained: bool) -> nn.Module:
+    spec = mmbind.get_encoder(name)
+    if spec.pretrained:
+        options = {"pretrained": pretrained, **options}
+    return spec.factory(**options)
+
+
+def _build_head(kind: str, in_dim: int, dim: int) -> nn.Module:
+    if kind == "none":
+        if in_dim != dim:
+            raise ValueError(f"head 'none' needs the encoder's output_dim ({in_dim}) to equal dim ({dim})")
+        return nn.Identity()
+    if kind == "linear":
+        return nn.Linear(in_dim, dim)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+    raise ValueError(f"unknown head {kind!r}; expected 'linear', 'mlp' or 'none'")
+
+
+class Binder(nn.Module):
+    """Towers that map every modality into the anchor's embedding space."""
+
+    def __init__(self, config: BinderConfig, pretrained: bool = True):
+        super().__init__()
+        self.config = config
+        self.encoders = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        self.log_scales = nn.ParameterDict()
+        anchor_cfg = config.towers[config.anchor]
+        self.encoders[config.anchor] = _build_encoder(anchor_cfg.encoder, anchor_cfg.options, pretrained)
+        self.dim = int(self.encoders[config.anchor].output_dim)
+        for modality, tower in config.towers.items():
+            if modality != config.anchor:
+                self.encoders[modality] = _build_encoder(tower.encoder, tower.options, pretrained)
+            head = "none" if modality == config.anchor else tower.head
+            self.heads[modality] = _build_head(head, int(self.encoders[modality].output_dim), self.dim)
+            self.log_scales[modality] = nn.Parameter(
+                torch.tensor(math.log(1.0 / tower.temperature)),
+                requires_grad=tower.learn_temperature and modality != config.anchor)
+            if tower.freeze_encoder:
+                self.encoders[modality].requires_grad_(False)
+        self.anchor_frozen = False
+        self._transforms: dict[tuple[str, bool], Any] = {}
+
+    # --- structure -------------------------------------------------------------------------
+    @property
+    def anchor_modality(self) -> str:
+        return self.config.anchor
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.config.towers)
+
+    @property
+    def bound_modalities(self) -> list[str]:
+        return [m for m in self.config.towers if m != self.config.anchor]
+
+    def freeze_anchor(self) -> None:
+        """Freeze the anchor tower: no gradients, and always in eval mode (BatchNorm stats fixed)."""
+        self.encoders[self.anchor_modality].requires_grad_(False)
+        self.encoders[self.anchor_modality].eval()
+        self.anchor_frozen = True
+
+    def train(self, mode: bool = True) -> "Binder":
+        super().train(mode)
+        if self.anchor_frozen:
+            self.encoders[self.anchor_modality].eval()
+        for modality, tower in self.config.towers.items():
+            if tower.freeze_encoder:  # frozen encoders keep their normalisation statistics too
+                self.encoders[modality].eval()
+        return self
+
+    def logit_scale(self, modality: str) -> torch.Tensor:
+        return self.log_scales[modality].exp()
+
+    def temperature(self, modality: str) -> float:
+        return float(1.0 / self.logit_scale(modality).detach())
+
+    def clamp_logit_scales(self) -> None:
+        with torch.no_grad():
+            for p in self.log_scales.values():
+                p.clamp_(0.0, MAX_LOGIT_SCALE)
+
+    # --- embedding -------------------------------------------------------------------------
+    def forward(self, batch: Any, modality: str, normalize: bool = True) -> torch.Tensor:
+        features = self.heads[modality](self.encoders[modality](batch))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def transform(self, modality: str, train: bool = False):
+        """The modality's transform with the sizes this binder was trained with."""
+        key = (modality, train)
+        if key not in self._transforms:
+            tower = self.config.towers[modality]
+            self._transforms[key] = mmbind.get_modality(modality).transform(
+                train=train and tower.augment, **tower.preprocess)
+        return self._transforms[key]
+
+    def collate(self, modality: str, items: list) -> Any:
+        collate = mmbind.get_modality(modality).collate
+        return collate(items) if collate is not None else torch.stack(items)
+
+    def prepare(self, inputs: Sequence[Any], modality: str, train: bool = False) -> Any:
+        """Load, transform and collate raw inputs (paths, arrays, strings) into one batch."""
+        spec = mmbind.get_modality(modality)
+        transform = self.transform(modality, train)
+        return self.collate(modality, [transform(spec.load(x)) for x in inputs])
+
+    @torch.no_grad()
+    def encode(
+        self,
+        inputs: Iterable[Any],
+        modality: str,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        normalize: bool = True,
+        device: str | torch.device | None = None,
+        convert_to_numpy: bool = True,
+    ) -> np.ndarray | torch.Tensor:
+        """Embed raw inputs or file paths of one modality: (N, dim) float32, unit rows by default."""
+        if modality not in self.encoders:
+            raise KeyError(f"this binder has no {modality!r} tower; it has {', '.join(self.modalities)}")
+        inputs = list(inputs)
+        if device is not None:
+            self.to(device)
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        chunks = []
+        starts = range(0, len(inputs), batch_size)
+        if show_progress_bar is None:
+            show_progress_bar = len(inputs) > 50 * batch_size
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=f"encode {modality}", unit="batch")
+        for start in starts:
+            batch = self.prepare(inputs[start:start + batch_size], modality)
+            chunks.append(self(to_device(batch, device), modality, normalize).float().cpu())
+        self.train(was_training)
+        out = torch.cat(chunks) if chunks else torch.empty(0, self.dim)
+        return out.numpy() if convert_to_numpy else out
+
+    # --- identity and persistence ------------------------------------------------------------
+    def fingerprint(self, modality: str | None = None) -> str:
+        """A hash of the configuration and weights (of one tower when ``modality`` is given)."""
+        digest = hashlib.sha256()
+        config = self.config.to_dict()
+        config.pop("mmbind_version")
+        if modality is not None:
+            config = {"tower": config["towers"][modality]}
+        digest.update(json.dumps(config, sort_keys=True).encode())
+        prefixes = None if modality is None else (f"encoders.{modality}.", f"heads.{modality}.")
+        for name, tensor in sorted(self.state_dict().items()):
+            if prefixes is None or name.startswith(prefixes):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config.json and model.safetensors (transformers layout)."""
+        from safetensors.torch import save_model
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = self.config.to_dict()
+        config["dim"] = self.dim
+        config["anchor_frozen"] = self.anchor_frozen
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        save_model(self, str(directory / WEIGHTS_NAME))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> "Binder":
+        """Rebuild a binder saved by save_pretrained; no pretrained weights are fetched again."""
+        from safetensors.torch import load_model
+
+        directory = Path(directory)
+        config_path = directory / CONFIG_NAME
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path} not found: expected a folder written by Binder.save_pretrained")
+        data = json.loads(config_path.read_text())
+        binder = cls(BinderConfig.from_dict(data), pretrained=False)
+        load_model(binder, str(directory / WEIGHTS_NAME), strict=True, device="cpu")
+        if data.get("anchor_frozen", True):
+            binder.freeze_anchor()
+        binder.eval()
+        return binder.to(device) if device is not None else binder
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a collated batch (tensor, list of str, dict or tuple of tensors) to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(to_device(v, device) for v in batch)
+    return batch

@@ -1,0 +1,47 @@
+"""The main job: train, evaluate, embed and report, each stage writing into the run folder."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import mmbind
+from mmbind.recipe import Recipe
+
+
+def train_recipe(recipe: Recipe, resume: bool = False, data: mmbind.BindingData | None = None):
+    """Run the training stages; returns the trained Binder."""
+    from mmbind.train import Trainer
+
+    trainer = Trainer(recipe, data=data)
+    recipe.run_dir.mkdir(parents=True, exist_ok=True)
+    if recipe.source and Path(recipe.source).is_file():
+        shutil.copyfile(recipe.source, recipe.run_dir / "recipe.toml")
+    return trainer.fit(resume=resume), trainer.data
+
+
+def run_recipe(recipe: Recipe, resume: bool = False, echo=print) -> dict[str, Any]:
+    """Every stage of a recipe; prints the result table and where the report is."""
+    from mmbind.evaluate import evaluate_run, format_table
+
+    started = time.perf_counter()
+    binder, data = train_recipe(recipe, resume=resume)
+    trained = time.perf_counter()
+    results = evaluate_run(binder, data, recipe)
+    results["timing"] = {"train_seconds": round(trained - started, 1)}
+    from mmbind.embed import embed_split
+
+    store_path = embed_split(binder, data, recipe)
+    results["timing"]["total_seconds"] = round(time.perf_counter() - started, 1)
+    (recipe.run_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    echo(format_table(results))
+    echo(f"\nembeddings: {store_path}")
+    try:
+        from mmbind.report import write_report
+    except ImportError:
+        return results
+    report = write_report(recipe.run_dir)
+    echo(f"report: {report}")
+    return results

@@ -1,0 +1,122 @@
+"""What plugins register. Plain dataclasses: importing this module never imports torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+
+class InputError(ValueError):
+    """A raw input that cannot be used; the message names the file (or value) and what was expected."""
+
+
+@dataclass(frozen=True)
+class Modality:
+    """A kind of input.
+
+    load(x) turns a file path, an in-memory array/tensor or a string into the raw sample the
+    transforms take; it raises InputError naming the file and what was expected.
+    transform(train=False, **options) returns a callable raw -> model input (a tensor, or a
+    string for text). Options are the sizes a recipe may set (recorded in the checkpoint);
+    train=True adds the train-time augmentation.
+    collate(list) batches transformed samples; None means torch.stack.
+    """
+
+    name: str
+    load: Callable[[Any], Any]
+    transform: Callable[..., Callable[[Any], Any]]
+    default_encoder: str
+    collate: Callable[[list], Any] | None = None
+    extensions: tuple[str, ...] = ()
+    example_inputs: Callable[[], list] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A named encoder factory: factory(**options) -> nn.Module with an int ``output_dim``.
+
+    The module takes a collated batch of the modality and returns (B, output_dim) features.
+    Factories that load weights take ``pretrained: bool``; from_pretrained passes False and then
+    loads the saved weights, so nothing is fetched twice.
+    """
+
+    name: str
+    modality: str
+    factory: Callable[..., Any]
+    description: str = ""
+    pretrained: bool = False
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A named loss factory: factory(**options) -> nn.Module called as
+    ``loss(anchor, other, logit_scale, labels=None) -> scalar`` on unit vectors (B, D)."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass
+class ModalitySamples:
+    """The samples of one modality in one split.
+
+    inputs: anything the modality's ``load`` accepts (paths, arrays, strings).
+    labels: class index per sample (-1 if unknown).
+    keys: pairing key per sample. A sample pairs with every anchor sample whose key equals its
+    key or starts with its key followed by "/" (so "7" pairs with "7/red", "7/red" only with
+    "7/red"). Concept datasets use the class; explicitly paired datasets use a unique stem.
+    meta: optional JSON-able dict per sample (colour, speaker, source file, ...).
+    """
+
+    inputs: Sequence[Any]
+    labels: Sequence[int]
+    keys: Sequence[str]
+    meta: Sequence[dict] | None = None
+
+    def __post_init__(self) -> None:
+        if not (len(self.inputs) == len(self.labels) == len(self.keys)):
+            raise ValueError(
+                f"inputs, labels and keys must have one entry per sample, got "
+                f"{len(self.inputs)}, {len(self.labels)} and {len(self.keys)}"
+            )
+        if self.meta is not None and len(self.meta) != len(self.inputs):
+            raise ValueError(f"meta has {len(self.meta)} entries for {len(self.inputs)} samples")
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def subset(self, index: Sequence[int]) -> "ModalitySamples":
+        return ModalitySamples(
+            [self.inputs[i] for i in index],
+            [self.labels[i] for i in index],
+            [self.keys[i] for i in index],
+            None if self.meta is None else [self.meta[i] for i in index],
+        )
+
+
+@dataclass
+class BindingData:
+    """What a dataset factory returns: split name -> modality name -> samples.
+
+    class_names index the labels (used for zero-shot prompts). ``simulated`` names the
+    modalities whose data is simulated, so reports can say so.
+    """
+
+    splits: dict[str, dict[str, ModalitySamples]]
+    class_names: list[str] = field(default_factory=list)
+    simulated: frozenset[str] = frozenset()
+    description: str = ""
+
+    def modalities(self) -> list[str]:
+        return sorted({m for split in self.splits.values() for m in split})
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named paired dataset: factory(**options) -> BindingData."""
+
+    name: str
+    modalities: tuple[str, ...]
+    factory: Callable[..., BindingData]
+    description: str = ""
