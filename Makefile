@@ -1,0 +1,19 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test test-all benchmarks
+
+$(VENV)/.installed: pyproject.toml setup.py scripts/setup.sh
+	bash scripts/setup.sh
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/mmbind run recipes/digits.toml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m "slow or not slow"

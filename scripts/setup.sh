@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Make the environment on a fresh machine: the Debian data/tools packages, then .venv with mmbind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real speech for the digits world: synthetic voices (espeak-ng, flite) and the human recordings
+# of the asterisk sound packages. Data comes from packages, never from a download at run time.
+DEBIAN_PACKAGES="espeak-ng flite asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav \
+asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav"
+missing=""
+for p in $DEBIAN_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing Debian packages:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+touch .venv/.installed
