@@ -1,8 +1,259 @@
-"""`mmbind embed`, `mmbind search`, `mmbind arith` and `mmbind index`."""
+"""`mmbind embed`, `mmbind search`, `mmbind arith` and `mmbind index`.
+
+Heavy imports (h5py, numpy, torch through the binder, faiss) happen inside the commands.
+"""
 from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
 
 import click
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20,
+          "G": 1e9, "GB": 1e9, "GIB": 2**30, "T": 1e12, "TB": 1e12, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'256MB' -> 256000000, '256MiB' -> 268435456, '1000' -> 1000."""
+    match = _SIZE.match(text)
+    unit = (match.group(2) or "").upper() if match else None
+    if not match or unit not in _UNITS:
+        raise click.BadParameter(f"{text!r}: expected a size such as 268435456, 256MB or 256MiB",
+                                 param_hint="--memory-budget")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def load_binder(directory: str) -> Any:
+    """The binder saved in ``directory`` (tests replace this function with a fake)."""
+    from mmbind.binder import Binder
+
+    return Binder.from_pretrained(directory)
+
+
+def _load_vectors(items: tuple[str, ...]) -> dict[str, Any]:
+    import numpy as np
+
+    vectors = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"{item!r}: expected NAME=FILE.npy", param_hint="--vec")
+        try:
+            vectors[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise click.BadParameter(f"{path}: cannot read a .npy vector ({error})", param_hint="--vec") from None
+    return vectors
+
+
+def _expand_inputs(inputs: tuple[str, ...], modality: str) -> list[str]:
+    """Files, directories (walked, filtered by the modality's extensions if known) and @lists."""
+    extensions: tuple[str, ...] = ()
+    if modality != "text":
+        try:
+            from mmbind import get_modality
+
+            extensions = tuple(e.lower() for e in get_modality(modality).extensions)
+        except Exception:  # unknown to the registry: accept every file
+            extensions = ()
+    out: list[str] = []
+    for item in inputs:
+        if item.startswith("@"):
+            listing = Path(item[1:])
+            if not listing.is_file():
+                raise click.BadParameter(f"{listing}: list file not found", param_hint="INPUTS")
+            out.extend(line.strip() for line in listing.read_text().splitlines() if line.strip())
+        elif modality == "text":
+            out.append(item)
+        elif Path(item).is_dir():
+            files = sorted(p for p in Path(item).rglob("*") if p.is_file())
+            out.extend(str(p) for p in files if not extensions or p.suffix.lower() in extensions)
+        elif Path(item).is_file():
+            out.append(item)
+        else:
+            raise click.BadParameter(f"{item}: no such file or directory", param_hint="INPUTS")
+    return out
+
+
+def _dataset_items(name: str, split: str, modality: str) -> list[dict]:
+    from mmbind import load_dataset
+
+    data = load_dataset(name)
+    if split not in data.splits:
+        raise click.BadParameter(f"dataset {name!r} has splits {', '.join(data.splits)}, not {split!r}",
+                                 param_hint="--split")
+    if modality not in data.splits[split]:
+        raise click.BadParameter(f"dataset {name!r} split {split!r} has modalities "
+                                 f"{', '.join(data.splits[split])}, not {modality!r}", param_hint="--modality")
+    samples = data.splits[split][modality]
+    items = []
+    for i, x in enumerate(samples.inputs):
+        label = int(samples.labels[i])
+        meta = dict(samples.meta[i]) if samples.meta is not None else {}
+        if 0 <= label < len(data.class_names):
+            meta.setdefault("class_name", data.class_names[label])
+        if modality in data.simulated:
+            meta.setdefault("simulated", True)
+        is_path = isinstance(x, (str, Path)) and modality != "text"
+        items.append({"input": x, "id": None if is_path else f"{name}/{split}/{i}",
+                      "label": label if label >= 0 else None, "meta": meta})
+    return items
+
+
+def _pick_collection(store: Any, collection: str | None) -> str:
+    if collection:
+        return collection
+    names = store.collections()
+    if len(names) == 1:
+        return names[0]
+    raise click.UsageError(f"{store.path} has collections {', '.join(names) or '(none)'}: choose one with --collection")
+
+
+def _print_results(results: list[list[dict]], as_json: bool, queries: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return
+    for query, hits in zip(queries, results):
+        if len(results) > 1:
+            click.echo(f"# {query}")
+        for rank, hit in enumerate(hits, 1):
+            label = "" if hit["label"] is None else f"  label={hit['label']}"
+            click.echo(f"{rank:3d}  {hit['score']:.4f}  {hit['id']}{label}")
+
+
+def _run_search(store_path: str, expressions: list[str], collection: str | None, binder_dir: str | None,
+                top_k: int, index: str | None, memory_budget: str | None, vec: tuple[str, ...]) -> list[list[dict]]:
+    from mmbind.arith import ArithEvalError, ArithSyntaxError
+    from mmbind.faiss_index import StaleIndexError
+    from mmbind.store import EmbeddingStore, StoreError
+
+    budget = parse_size(memory_budget) if memory_budget else None
+    vectors = _load_vectors(vec)
+    try:
+        with EmbeddingStore(store_path, mode="r") as store:
+            name = _pick_collection(store, collection)
+            binder = load_binder(binder_dir) if binder_dir else None
+            return store.search(expressions, name, top_k=top_k, memory_budget=budget,
+                                index=None if index == "brute" else index, binder=binder, vectors=vectors)
+    except (ArithSyntaxError, ArithEvalError, StoreError, StaleIndexError, FileNotFoundError, ImportError,
+            ValueError, KeyError) as error:
+        raise click.ClickException(str(error).strip("'\"") if isinstance(error, KeyError) else str(error)) from None
+
+
+_search_options = [
+    click.option("--collection", "-c", help="Collection to search (default: the only one)."),
+    click.option("--binder", "binder_dir", type=click.Path(file_okay=False),
+                 help="Binder directory, needed to encode file or text operands."),
+    click.option("--top-k", "-k", default=10, show_default=True, type=click.IntRange(min=1)),
+    click.option("--index", type=click.Choice(["brute", "faiss"]), default="brute", show_default=True,
+                 help="Exact streaming brute force, or the collection's saved FAISS index."),
+    click.option("--memory-budget", help="Working memory of a brute-force search, e.g. 256MiB (default 256MiB)."),
+    click.option("--vec", multiple=True, metavar="NAME=FILE.npy", help="A named vector for vec:NAME operands."),
+    click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
+]
+
+
+def _with_search_options(function):
+    for option in reversed(_search_options):
+        function = option(function)
+    return function
+
 
 def register(cli: click.Group) -> None:
-    pass
+    @cli.command()
+    @click.argument("store", type=click.Path(dir_okay=False))
+    @click.argument("inputs", nargs=-1)
+    @click.option("--binder", "binder_dir", required=True, type=click.Path(exists=True, file_okay=False),
+                  help="Binder directory written by save_pretrained (a run's checkpoint).")
+    @click.option("--modality", "-m", required=True, help="Modality of the inputs (audio, image, text, ...).")
+    @click.option("--collection", "-c", help="Collection name (default: the modality).")
+    @click.option("--dataset", help="Embed a registered dataset's split instead of INPUTS.")
+    @click.option("--split", default="test", show_default=True, help="Dataset split (with --dataset).")
+    @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+                  help="Inputs per batch; each batch is one crash-safe commit.")
+    def embed(store: str, inputs: tuple[str, ...], binder_dir: str, modality: str, collection: str | None,
+              dataset: str | None, split: str, batch_size: int) -> None:
+        """Embed INPUTS (files, directories, @list.txt, or phrases for text) into STORE.
+
+        Inputs already in the collection (same content hash) are skipped before encoding, so
+        re-running after an interruption resumes where it stopped.
+        """
+        from mmbind.store import EmbeddingStore, StoreError
+        from mmbind.store_embed import embed_inputs
+
+        if dataset and inputs:
+            raise click.UsageError("give either INPUTS or --dataset, not both")
+        items = _dataset_items(dataset, split, modality) if dataset else _expand_inputs(inputs, modality)
+        if not items:
+            raise click.UsageError("nothing to embed: give INPUTS or --dataset")
+        binder = load_binder(binder_dir)
+        name = collection or modality
+
+        def progress(result, count):
+            click.echo(f"committed {count} (+{result.added}, skipped {result.skipped})", err=True)
+
+        try:
+            with EmbeddingStore(store) as handle:
+                total = embed_inputs(handle, binder, name, items, modality=modality, batch_size=batch_size,
+                                     on_commit=progress)
+                count = handle.count(name)
+        except (StoreError, FileNotFoundError) as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(json.dumps({"collection": name, "added": total.added, "skipped": total.skipped, "count": count}))
+
+    @cli.command()
+    @click.argument("store", type=click.Path(exists=True, dir_okay=False))
+    @click.argument("queries", nargs=-1, required=True)
+    @_with_search_options
+    def search(store: str, queries: tuple[str, ...], collection: str | None, binder_dir: str | None, top_k: int,
+               index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
+        """Top-k entries for each QUERY: id:COLLECTION/ID, text:"...", MODALITY:FILE, vec:NAME
+        or any arithmetic expression (see `mmbind arith`)."""
+        results = _run_search(store, list(queries), collection, binder_dir, top_k, index, memory_budget, vec)
+        _print_results(results, as_json, list(queries))
+
+    @cli.command()
+    @click.argument("store", type=click.Path(exists=True, dir_okay=False))
+    @click.argument("expression")
+    @_with_search_options
+    def arith(store: str, expression: str, collection: str | None, binder_dir: str | None, top_k: int,
+              index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
+        """Search with embedding arithmetic, e.g. '0.5*image:dog.png + 0.5*audio:rain.wav'.
+
+        Operands: MODALITY:PATH, text:"a phrase", id:COLLECTION/ID (or /#ROW), vec:NAME;
+        weights with * and /, + and -, unary minus, parentheses. Each operand is l2-normalised,
+        and so is the result. Grammar: docs/arithmetic.md.
+        """
+        from mmbind.arith import ArithSyntaxError, format_terms, linear_terms, parse
+
+        try:
+            terms = linear_terms(parse(expression))
+        except ArithSyntaxError as error:
+            raise click.ClickException(str(error)) from None
+        if not as_json:
+            click.echo(f"= {format_terms(terms)}", err=True)
+        results = _run_search(store, [expression], collection, binder_dir, top_k, index, memory_budget, vec)
+        _print_results(results, as_json, [expression])
+
+    @cli.command()
+    @click.argument("store", type=click.Path(exists=True, dir_okay=False))
+    @click.argument("collection")
+    @click.option("--kind", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True)
+    @click.option("--nlist", type=click.IntRange(min=1), help="IVF lists (default about 4*sqrt(N)).")
+    @click.option("--hnsw-m", default=32, show_default=True, type=click.IntRange(min=2), help="HNSW links per node.")
+    def index(store: str, collection: str, kind: str, nlist: int | None, hnsw_m: int) -> None:
+        """Build a FAISS index of COLLECTION beside STORE (needs faiss-cpu)."""
+        from mmbind.faiss_index import build_index, index_paths
+        from mmbind.store import EmbeddingStore, StoreError
+
+        try:
+            with EmbeddingStore(store, mode="r") as handle:
+                path = build_index(handle, collection, kind, nlist=nlist, hnsw_m=hnsw_m)
+                count = handle.count(collection)
+        except (StoreError, ImportError, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(json.dumps({"index": str(path), "sidecar": str(index_paths(store, collection)[1]),
+                               "kind": kind, "count": count}))
+
