@@ -1,0 +1,304 @@
+#!/usr/bin/env python
+"""Quality benchmark: the digits recipe from scratch for several seeds, then docs/results.md.
+
+    python benchmarks/quality.py --seeds 0 1 2
+    python benchmarks/quality.py --seeds 0 --recipe recipes/digits.toml --set bind.epochs=2
+    python benchmarks/quality.py --from-runs runs/quality-seed0 runs/quality-seed1   # re-render only
+
+Each seed runs every stage of the recipe (mmbind.pipeline.run_recipe) into
+``<output-root>/quality-seed<N>``. docs/results.md is written from the numbers these runs
+computed (mean, standard deviation and range over the seeds); nothing in it is typed by hand.
+Targets, checked on the mean over seeds (the per-seed count is shown beside it):
+- zero-shot accuracy on the held-out split >= 95% for every modality;
+- emergent audio->text R@1 >= 90% of paired audio->anchor (image) R@1;
+- zero-shot accuracy on the real human recordings >= 95% for the English speaker and
+  >= 80% across all clips.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+THRESHOLDS = {"zero_shot": 0.95, "emergent_ratio": 0.90, "real_english": 0.95, "real_all": 0.80}
+
+
+# --- collecting numbers -------------------------------------------------------------------------
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs (dotted keys, TOML values; a bare word is a string)."""
+    import tomllib
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. bind.epochs=2")
+        try:
+            parsed[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+def run_seed(recipe_path: Path, seed: int, overrides: dict[str, Any], output_root: Path) -> dict:
+    """Every stage of the recipe from scratch with this seed; returns its eval results."""
+    from mmbind.pipeline import run_recipe
+    from mmbind.recipe import load_recipe
+
+    run_dir = output_root / f"quality-seed{seed}"
+    recipe = load_recipe(recipe_path, {**overrides, "seed": seed, "output_dir": str(run_dir)})
+    started = time.perf_counter()
+    results = run_recipe(recipe, resume=False)
+    results.setdefault("timing", {})["benchmark_seconds"] = round(time.perf_counter() - started, 1)
+    results["run_dir"] = str(run_dir)
+    return results
+
+
+def load_runs(paths: Sequence[Path]) -> list[dict]:
+    """eval.json of earlier runs (a run folder or the file itself)."""
+    runs = []
+    for path in paths:
+        file = path if path.is_file() else path / "eval.json"
+        if not file.is_file():
+            raise SystemExit(f"{path}: no eval.json (expected a run folder written by mmbind run)")
+        results = json.loads(file.read_text())
+        results.setdefault("run_dir", str(file.parent))
+        runs.append(results)
+    return runs
+
+
+def stats(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean, sample standard deviation and range of the measured values (None = not measured)."""
+    measured = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not measured:
+        return {"n": 0, "mean": None, "sd": None, "min": None, "max": None}
+    mean = sum(measured) / len(measured)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in measured) / (len(measured) - 1)) if len(measured) > 1 else 0.0
+    return {"n": len(measured), "mean": mean, "sd": sd, "min": min(measured), "max": max(measured)}
+
+
+def _row(results: dict, split: str, modality: str) -> dict | None:
+    return next((r for r in results.get("rows", []) if r["split"] == split and r["modality"] == modality), None)
+
+
+def _recall(results: dict, query: str, gallery: str, k: int = 1) -> float | None:
+    split = results.get("split")
+    r = next((r for r in results.get("retrieval", [])
+              if (r["split"], r["query"], r["gallery"]) == (split, query, gallery)), None)
+    return None if r is None else r.get(f"R@{k}")
+
+
+def _language_value(row: dict | None, language: str) -> tuple[float | None, int]:
+    """Zero-shot accuracy of the group whose language is ``language`` (case-insensitive)."""
+    groups = (row or {}).get("groups", {}).get("language", {})
+    for value, scores in groups.items():
+        if value.lower() == language.lower():
+            return scores.get("zero_shot"), scores.get("n", 0)
+    return None, 0
+
+
+def check_targets(runs: list[dict], audio: str = "audio", text: str = "text", real_split: str = "real",
+                  english: str = "en") -> list[dict[str, Any]]:
+    """Each target with its per-seed values, their statistics, and PASS/MISS on the mean."""
+    targets = []
+
+    def add(name: str, values: list[float | None], threshold: float, detail: str = "",
+            ratio: bool = False) -> None:
+        s = stats(values)
+        # A tolerance far below one sample's worth, so a mean of exact fractions is not missed by rounding.
+        status = "MISS" if s["mean"] is None or s["mean"] < threshold - 1e-9 else "PASS"
+        passing = sum(1 for v in values if v is not None and v >= threshold - 1e-9)
+        targets.append({"target": name, "threshold": threshold, "values": values, "stats": s,
+                        "status": status, "seeds_passing": passing, "detail": detail,
+                        "ratio": ratio})
+
+    main = runs[0].get("split", "test")
+    modalities = list(dict.fromkeys(r["modality"] for run in runs for r in run.get("rows", []) if r["split"] == main))
+    for m in modalities:
+        label = m + (" (simulated)" if m in runs[0].get("simulated", []) else "")
+        add(f"zero-shot accuracy, {main} split, {label}",
+            [(_row(run, main, m) or {}).get("zero_shot") for run in runs], THRESHOLDS["zero_shot"])
+    ratios = []
+    anchor = runs[0].get("anchor", "image")
+    for run in runs:
+        emergent, paired = _recall(run, audio, text), _recall(run, audio, anchor)
+        ratios.append(None if emergent is None or not paired else emergent / paired)
+    add(f"emergent {audio}->{text} R@1 / paired {audio}->{anchor} R@1", ratios, THRESHOLDS["emergent_ratio"],
+        "ratio of the two R@1 values of the same run", ratio=True)
+    english_values, sizes = zip(*[_language_value(_row(run, real_split, audio), english) for run in runs])
+    add(f"zero-shot accuracy, real recordings, English (language={english!r})", list(english_values),
+        THRESHOLDS["real_english"], f"{max(sizes)} clips")
+    rows = [_row(run, real_split, audio) for run in runs]
+    add("zero-shot accuracy, real recordings, all clips", [(r or {}).get("zero_shot") for r in rows],
+        THRESHOLDS["real_all"], f"{max([(r or {}).get('n', 0) for r in rows])} clips")
+    return targets
+
+
+# --- markdown -----------------------------------------------------------------------------------
+def fmt(s: dict[str, Any], percent: bool = True) -> str:
+    """"93.1% ± 1.2 (91.8–94.0)" for percentages, or "0.97 ± 0.02 (0.95–0.99)" for ratios."""
+    if s["mean"] is None:
+        return "not measured"
+    if percent:
+        text = f"{100 * s['mean']:.1f}%"
+        return text if s["n"] < 2 else f"{text} ± {100 * s['sd']:.1f} ({100 * s['min']:.1f}–{100 * s['max']:.1f})"
+    text = f"{s['mean']:.3f}"
+    return text if s["n"] < 2 else f"{text} ± {s['sd']:.3f} ({s['min']:.3f}–{s['max']:.3f})"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
+            *["| " + " | ".join(r) + " |" for r in rows]]
+
+
+def render_results(runs: list[dict], targets: list[dict], context: dict[str, Any]) -> str:
+    """docs/results.md: targets with PASS/MISS, then the per-modality, retrieval and real-speech numbers."""
+    first = runs[0]
+    seeds = [run.get("seed") for run in runs]
+    main = first.get("split", "test")
+    simulated = set(first.get("simulated", []))
+    label = lambda m: m + (" (simulated)" if m in simulated else "")
+    out = ["# Quality results", "",
+           f"Generated by `{context.get('command', 'benchmarks/quality.py')}` on {context.get('date', '?')}; "
+           "every number below was computed by that run (do not edit by hand: re-run the benchmark).", "",
+           f"Recipe `{context.get('recipe') or first.get('recipe')}` (name {first.get('recipe')!r}), dataset "
+           f"`{first.get('dataset')}`, anchor `{first.get('anchor')}`, seeds {', '.join(map(str, seeds))}, "
+           + ("each trained from scratch by this benchmark. " if context.get("trained", True)
+              else "rendered from the eval.json of existing runs. ")
+           + "Values are mean ± standard deviation (min–max) over the seeds."]
+    if context.get("overrides"):
+        out.append("Overrides: " + ", ".join(f"`{k}={v}`" for k, v in context["overrides"].items()) + ".")
+    if simulated:
+        out += ["", f"Simulated modalities (their data is simulated; no real data exists for them here): "
+                f"{', '.join(sorted(simulated))}."]
+
+    out += ["", "## Targets", ""]
+    rows = []
+    for t in targets:
+        ratio = t["ratio"]
+        threshold = f"≥ {t['threshold']:.2f}" if ratio else f"≥ {100 * t['threshold']:.0f}%"
+        per_seed = ", ".join("-" if v is None else (f"{v:.3f}" if ratio else f"{100 * v:.1f}%") for v in t["values"])
+        rows.append([t["target"] + (f" ({t['detail']})" if t["detail"] else ""), threshold,
+                     fmt(t["stats"], percent=not ratio), per_seed, f"{t['seeds_passing']}/{len(t['values'])}",
+                     f"**{t['status']}**"])
+    out += _table(["target", "threshold", "mean over seeds", "per seed", "seeds passing", "result"], rows)
+    passed = sum(t["status"] == "PASS" for t in targets)
+    out += ["", f"{passed} of {len(targets)} targets met (on the mean over seeds)."]
+
+    out += ["", "## Per modality", "",
+            "Zero-shot through averaged text prompts; R@1 to the anchor; the supervised bound is the better of "
+            "a linear probe on the frozen encoder features and a same-size encoder trained with labels.", ""]
+    keys = list(dict.fromkeys((r["split"], r["modality"]) for run in runs for r in run.get("rows", [])))
+    table = []
+    for split, m in keys:
+        cells = [split, label(m), str((_row(first, split, m) or {}).get("n", "-"))]
+        for metric in ("zero_shot", "R@1_to_anchor", "linear_probe", "supervised", "zero_shot_of_bound"):
+            if metric == "R@1_to_anchor" and m == first.get("anchor"):
+                cells.append("(anchor)")
+                continue
+            cells.append(fmt(stats([(_row(run, split, m) or {}).get(metric) for run in runs])))
+        table.append(cells)
+    out += _table(["split", "modality", "n", "zero-shot", "R@1 → anchor", "linear probe", "supervised",
+                   "zero-shot of bound"], table)
+
+    out += ["", "## Retrieval R@1 between every pair of modalities", "",
+            "*Paired*: trained together (one side is the anchor). *Emergent*: never trained together.", ""]
+    pairs = list(dict.fromkeys((r["split"], r["query"], r["gallery"], r["kind"])
+                               for run in runs for r in run.get("retrieval", [])))
+    pairs.sort(key=lambda p: (p[0] != main, p[3], p[1], p[2]))
+    table = []
+    for split, q, g, kind in pairs:
+        values = {k: stats([next((r.get(k) for r in run.get("retrieval", [])
+                                  if (r["split"], r["query"], r["gallery"]) == (split, q, g)), None) for run in runs])
+                  for k in ("R@1", "R@5", "R@10")}
+        query = label(q) + ("" if split == main else f" [{split}]")
+        table.append([f"{query} → {label(g)}", kind, fmt(values["R@1"]), fmt(values["R@5"]), fmt(values["R@10"])])
+    out += _table(["query → gallery", "kind", "R@1", "R@5", "R@10"], table)
+
+    grouped = [(split, m) for split, m in keys if (_row(first, split, m) or {}).get("groups")]
+    if grouped:
+        out += ["", "## By speaker and language", ""]
+        for split, m in grouped:
+            out += [f"{label(m)}, split `{split}`:", ""]
+            table = []
+            for field, values in _row(first, split, m)["groups"].items():
+                for value in values:
+                    per_run = [((_row(run, split, m) or {}).get("groups", {}).get(field, {}).get(value) or {})
+                               for run in runs]
+                    table.append([field, value, str(values[value]["n"]),
+                                  fmt(stats([p.get("zero_shot") for p in per_run])),
+                                  fmt(stats([p.get("supervised") for p in per_run]))])
+            out += _table(["group", "value", "n", "zero-shot", "supervised"], table) + [""]
+
+    out += ["", "## Runs", ""]
+    table = []
+    for run in runs:
+        timing = run.get("timing", {})
+        seconds = timing.get("benchmark_seconds") or timing.get("total_seconds")
+        table.append([str(run.get("seed")), f"`{run.get('run_dir', '-')}`", str(run.get("fingerprint", "-")),
+                      "-" if seconds is None else f"{seconds:.0f} s"])
+    out += _table(["seed", "run folder", "model fingerprint", "wall time"], table)
+    versions = first.get("versions", {})
+    if versions:
+        out += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "."]
+    sizes = first.get("data_sizes", {})
+    if sizes:
+        out += ["", "Samples per split: " + "; ".join(
+            f"{split}: " + ", ".join(f"{m} {n}" for m, n in ms.items()) for split, ms in sizes.items()) + "."]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "digits.toml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe field, e.g. --set bind.epochs=2 (repeatable)")
+    parser.add_argument("--output-root", type=Path, default=ROOT / "runs",
+                        help="run folders go to OUTPUT_ROOT/quality-seedN (default: runs/)")
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument("--from-runs", type=Path, nargs="+", metavar="RUN",
+                        help="do not train: render from the eval.json of these run folders")
+    parser.add_argument("--english", default="en", help="the language value of the English speaker")
+    parser.add_argument("--audio", default="audio", help="the audio modality's name")
+    parser.add_argument("--text", default="text", help="the text modality's name")
+    parser.add_argument("--real-split", default="real", help="the split of the real recordings")
+    args = parser.parse_args(argv)
+
+    overrides = parse_overrides(args.overrides)
+    if args.from_runs:
+        runs = load_runs(args.from_runs)
+    else:
+        runs = []
+        for seed in args.seeds:
+            print(f"== seed {seed} ==", flush=True)
+            runs.append(run_seed(args.recipe, seed, overrides, args.output_root))
+    targets = check_targets(runs, audio=args.audio, text=args.text, real_split=args.real_split,
+                            english=args.english)
+    try:
+        recipe = str(args.recipe.resolve().relative_to(ROOT))
+    except ValueError:
+        recipe = str(args.recipe)
+    context = {"command": "python benchmarks/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "recipe": None if args.from_runs else recipe, "trained": not args.from_runs,
+               "overrides": overrides, "host": platform.platform()}
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(render_results(runs, targets, context))
+    for t in targets:
+        print(f"{t['status']:4s}  {t['target']}: {fmt(t['stats'], percent=not t['ratio'])}")
+    print(f"wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
