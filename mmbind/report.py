@@ -455,7 +455,8 @@ def render_markdown(run_dir: Path, results: dict, records: list[dict], figures: 
         table = []
         for m, i in info.items():
             sup = i.get("supervised_skipped") or i.get("skipped") or (
-                f"{i.get('encoder')}, {i.get('parameters', 0):,} parameters, {i.get('epochs')} epochs, "
+                f"{i.get('encoder')}, {i.get('parameters', 0):,} parameters "
+                f"({i.get('trainable_parameters', 0):,} trained incl. classifier), {i.get('epochs')} epochs, "
                 f"{i.get('steps', '?')} steps" + (", stopped by the time cap" if i.get("time_limited") else ""))
             table.append([modality_label(m, results), str(i.get("train_samples", "-")), sup])
         out += _table(["modality", "train samples", "same-size encoder"], table)

@@ -196,6 +196,8 @@ def supervised_baselines(binder, data, present: dict[str, list[str]],
                     out["supervised"][split, m] = predict(model, binder, m, list(data.splits[split][m].inputs))
             info.update({"encoder": tower.encoder, "epochs": epochs,
                          "parameters": int(sum(p.numel() for p in model.encoder.parameters())),
+                         # an encoder frozen by its own options (e.g. freeze=True) trains only the classifier
+                         "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
                          "supervised_seconds": round(time.perf_counter() - started, 1)})
         out["info"][m] = info
     return out
