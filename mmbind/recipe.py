@@ -41,6 +41,7 @@ class BindConfig:
     loss_options: dict[str, Any] = field(default_factory=dict)
     num_workers: int = 0
     anchor_cache: bool = True
+    anchor_cache_file: str = ""  # "": keep the anchor cache in memory; a path (relative to the run folder): HDF5
     augment_anchor: bool = False  # augmenting the anchor input bypasses the anchor cache
     precision: str = "fp32"
     accumulation_steps: int = 1
@@ -168,6 +169,8 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     dataset = v.value(data_table, "dataset", str, "[data]")
     v.plugin("dataset", dataset, "[data] dataset")
     provided = mmbind.get_dataset(dataset).modalities
+    if "*" in provided:  # the dataset's modalities come from the user's files
+        provided = tuple(mmbind.list_modalities())
 
     anchor_table = dict(v.table(data["anchor"], "[anchor]", [
         "modality", "encoder", "options", "preprocess", "pretrain"], required=("modality", "encoder")))

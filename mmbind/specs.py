@@ -114,7 +114,8 @@ class BindingData:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named paired dataset: factory(**options) -> BindingData."""
+    """A named paired dataset: factory(**options) -> BindingData. ``modalities`` is ("*",) when
+    they come from the user's files (any registered modality)."""
 
     name: str
     modalities: tuple[str, ...]

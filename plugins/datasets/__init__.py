@@ -12,7 +12,7 @@ from typing import Any
 import mmbind
 
 # The modalities the generic layouts may hold (the recipe checks declared modalities).
-GENERIC_MODALITIES = ("image", "text", "audio", "depth", "thermal", "imu")
+GENERIC_MODALITIES = ("*",)  # any registered modality: the folders/columns name them
 
 
 def _lazy(module: str, function: str):
