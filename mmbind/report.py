@@ -109,7 +109,7 @@ def read_store(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarray
     return {m: (np.concatenate(v), np.concatenate(i)) for m, (v, i) in out.items() if v} or None
 
 
-def joint_space_sample(run_dir: Path, results: dict, per_modality: int = 300, seed: int = 0) -> dict[str, Any]:
+def joint_space_sample(run_dir: Path, results: dict, per_modality: int = 200, seed: int = 0) -> dict[str, Any]:
     """Points for the joint-space picture: the store's vectors (else the npz sample) of the eval
     split, plus the npz sample's points of extra splits, shown as "<modality> (<split>)"."""
     from mmbind.evaluate import _sample_index
@@ -237,8 +237,10 @@ def plot_joint_space(points: dict[str, Any], coords: np.ndarray, results: dict, 
         pick = points["modality"] == name
         labels = points["labels"][pick]
         colour = [colours(int(y) % colours.N) if y >= 0 else (0.6, 0.6, 0.6, 1.0) for y in labels]
-        ax.scatter(coords[pick, 0], coords[pick, 1], c=colour, marker=MARKERS[i % len(MARKERS)], s=16,
-                   alpha=0.75, linewidths=0.3, edgecolors="white")
+        extra = " (" in name  # points of an extra split (real recordings): few, so drawn larger
+        ax.scatter(coords[pick, 0], coords[pick, 1], c=colour, marker=MARKERS[i % len(MARKERS)],
+                   s=70 if extra else 26, alpha=0.9 if extra else 0.7, linewidths=0.8 if extra else 0.3,
+                   edgecolors="black" if extra else "white", zorder=3 if extra else 2)
     base = lambda name: name.split(" (")[0]
     modality_handles = [
         Line2D([], [], linestyle="", marker=MARKERS[i % len(MARKERS)], color="dimgrey", markersize=8,
