@@ -7,6 +7,8 @@ Stable API (other plugins build on it):
   grad_checkpointing=False)``: a timm VisionTransformer (num_classes=0), random init.
 - ``SequenceTransformer(input_dim, embed_dim, depth, num_heads, output_dim, max_len)``: timm
   transformer blocks over (B, L, input_dim) vectors with an optional padding mask.
+- ``TokenTransformer(vocab_size, embed_dim, depth, num_heads, output_dim, max_len)``: the same
+  over (B, L) integer token ids (an embedding table instead of the linear input map).
 - ``set_grad_checkpointing(module, enable=True)`` and ``count_parameters(module)``.
 
 Every module has an int ``output_dim`` and returns (B, output_dim) unnormalised features.
@@ -224,6 +226,17 @@ class SequenceTransformer(nn.Module):
             weights = keep[:, 1:, None].to(h.dtype)
             pooled = (h[:, 1:] * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return self.head(pooled)
+
+
+class TokenTransformer(SequenceTransformer):
+    """SequenceTransformer over (B, L) int64 token ids: forward(ids, mask=None)."""
+
+    def __init__(self, vocab_size: int, embed_dim: int = 256, depth: int = 4, num_heads: int = 4,
+                 output_dim: int = 256, max_len: int = 512, **options) -> None:
+        super().__init__(1, embed_dim, depth, num_heads, output_dim, max_len, **options)
+        self.vocab_size = int(vocab_size)
+        self.embed = nn.Embedding(self.vocab_size, embed_dim)
+        nn.init.normal_(self.embed.weight, std=0.02)
 
 
 def set_grad_checkpointing(module: nn.Module, enable: bool = True) -> int:

@@ -1,0 +1,71 @@
+"""Depth -> ImageBind/Omnivore disparity, (1, size, size) float32.
+
+1. depth in metres (mm / 1000), clipped to [min_depth, max_depth] = [0.01, 50] m;
+2. disparity = baseline * fx / depth (Kinect: baseline 0.075 m, NYU-v2 fx 518.857901 px);
+   a ``disparity`` input skips steps 1-2;
+3. Omnivore's DepthNorm: clamp to [0.01, max_disparity = 75], divide by 75;
+4. bicubic short-side resize to ``size``, center crop (train: mild random geometry instead);
+5. (x - 0.0418) / 0.0295, the normalisation published with this pipeline (Omnivore, ViT-Lens).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmbind.specs import InputError
+from mmbind_plugins.depth.io import KINDS, DepthMap, load_depth
+from mmbind_plugins.image.transforms import SpatialAugment, _check_size, resize_center_crop
+
+KINECT_BASELINE_M = 0.075
+NYU_FX_PX = 518.857901
+DEPTH_MEAN = 0.0418
+DEPTH_STD = 0.0295
+
+
+class DepthTransform:
+    """See the module docstring. ``input``: "auto" (from the dtype: integers are millimetres,
+    floats metres), "depth_mm", "depth_m" or "disparity"."""
+
+    def __init__(self, train: bool = False, size: int = 224, input: str = "auto", fx: float = NYU_FX_PX,
+                 baseline: float = KINECT_BASELINE_M, min_depth: float = 0.01, max_depth: float = 50.0,
+                 max_disparity: float = 75.0, mean: float = DEPTH_MEAN, std: float = DEPTH_STD,
+                 crop_scale: float = 0.8, degrees: float = 10.0, translate: float = 0.05) -> None:
+        if input != "auto" and input not in KINDS:
+            raise ValueError(f"depth option input must be 'auto' or one of {KINDS}, got {input!r}")
+        if fx <= 0 or baseline <= 0 or not 0 < min_depth < max_depth or max_disparity <= 0 or std <= 0:
+            raise ValueError("depth options need fx, baseline, max_disparity, std > 0 and 0 < min_depth < max_depth")
+        self.train = bool(train)
+        self.size = _check_size(size)
+        self.input = input
+        self.fx, self.baseline = float(fx), float(baseline)
+        self.min_depth, self.max_depth = float(min_depth), float(max_depth)
+        self.max_disparity = float(max_disparity)
+        self.mean, self.std = float(mean), float(std)
+        self.augment = SpatialAugment(self.size, crop_scale, degrees, translate) if self.train else None
+
+    def disparity(self, depth: DepthMap) -> np.ndarray:
+        """Steps 1-2: the map as disparity (float64)."""
+        kind = depth.kind if self.input == "auto" else self.input
+        if kind == "unknown":
+            raise InputError(
+                f"{depth.source}: 8-bit values ({depth.values.dtype}) have no known depth scale; expected "
+                f"16-bit millimetres or float metres, or set the depth option input='depth_mm', 'depth_m' or 'disparity'")
+        values = depth.values.astype(np.float64)
+        if kind == "disparity":
+            return values  # negative (far, e.g. MiDaS) values are clamped by DepthNorm below
+        if (values < 0).any():
+            raise InputError(f"{depth.source}: has negative depth values (min {values.min():g}); "
+                             f"expected depth >= 0 ({kind}, 0 = no reading)")
+        metres = values / 1000.0 if kind == "depth_mm" else values
+        metres = np.clip(metres, self.min_depth, self.max_depth)  # 0 (no reading) becomes near
+        return self.baseline * self.fx / metres
+
+    def __call__(self, depth: Any) -> torch.Tensor:
+        depth = load_depth(depth)
+        disparity = np.clip(self.disparity(depth), 0.01, self.max_disparity) / self.max_disparity
+        pixels = torch.from_numpy(disparity.astype(np.float32))[None]
+        pixels = self.augment(pixels) if self.augment is not None else resize_center_crop(pixels, self.size)
+        pixels = pixels.clamp(0.01 / self.max_disparity, 1.0)  # DepthNorm's range: bicubic overshoot is not a disparity
+        return (pixels - self.mean) / self.std
