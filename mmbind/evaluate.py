@@ -221,7 +221,12 @@ def _encode(binder, inputs: Sequence[Any], modality: str, features: bool, batch_
 
 
 def _text_modality(binder, cfg, override: str | None) -> str | None:
-    name = override or getattr(cfg, "text_modality", None) or "text"
+    """The tower that embeds the prompts: asked for explicitly (must exist), else "text" if bound."""
+    asked = override or getattr(cfg, "text_modality", None)
+    if asked and asked not in binder.modalities:
+        raise ValueError(f"text modality {asked!r} for the zero-shot prompts is not a tower of this binder "
+                         f"(towers: {', '.join(binder.modalities)})")
+    name = asked or "text"
     return name if name in binder.modalities else None
 
 

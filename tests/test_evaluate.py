@@ -270,3 +270,18 @@ def test_supervised_training_respects_its_time_cap(trained):
                                                epochs=2, batch_size=32)
         assert info == {"steps": 2 * 10, "time_limited": False}  # 300 samples / 32 -> 10 steps per epoch
         assert predict(model, binder, "fw-depth", list(train.inputs[:7])).shape == (7,)
+
+
+def test_evaluate_run_names_bad_settings(trained):
+    from mmbind.evaluate import evaluate_run
+
+    recipe, binder, data = trained
+    with fake_world.registered():
+        with pytest.raises(ValueError, match="'text' for the zero-shot prompts is not a tower"):
+            evaluate_run(binder, data, recipe, text_modality="text")
+        recipe.eval.extra_splits = ["nope"]
+        try:
+            with pytest.raises(ValueError, match=r"\[eval\] split 'nope' not in dataset 'fake-world' \(it has train, test, real\)"):
+                evaluate_run(binder, data, recipe, text_modality="fw-text")
+        finally:
+            recipe.eval.extra_splits = ["real"]
