@@ -186,7 +186,8 @@ class SequenceTransformer(nn.Module):
         self.embed = nn.Linear(input_dim, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, max_len + 1, embed_dim))
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        # Stochastic-depth rate rising linearly over the blocks (plain floats: works on the meta device).
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
         )

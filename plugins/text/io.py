@@ -1,0 +1,41 @@
+"""Loading text: a string is the text itself; a Path, or a str that names a .txt file (ends in
+".txt" and has no whitespace), is read as UTF-8, one text per file. No torch here."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mmbind.specs import InputError
+
+EXTENSIONS = (".txt",)
+EXPECTED = "a text (str) or a UTF-8 .txt file holding one text"
+
+
+def _names_file(x: str) -> bool:
+    # "open notes.txt" is a sentence; "data/notes.txt" is a file. Paths with spaces: pass a Path.
+    return x.lower().endswith(".txt") and not any(ch.isspace() for ch in x)
+
+
+def load_text(x: Any) -> str:
+    """A str, bytes (UTF-8), Path or .txt filename -> the text, surrounding whitespace stripped."""
+    if isinstance(x, bytes):
+        try:
+            x = x.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(f"bytes value: not UTF-8 ({error}); expected {EXPECTED}") from error
+    if isinstance(x, str) and not _names_file(x):
+        return x.strip()
+    if not isinstance(x, (str, os.PathLike)):
+        raise InputError(f"value of type {type(x).__name__}: expected {EXPECTED}")
+    path = Path(x)
+    if path.suffix.lower() not in EXTENSIONS:
+        raise InputError(f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; expected {EXPECTED}")
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; expected {EXPECTED}")
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not UTF-8 text ({error}); expected {EXPECTED}") from error
+    except OSError as error:
+        raise InputError(f"{path}: unreadable ({error}); expected {EXPECTED}") from error
