@@ -1,0 +1,188 @@
+"""Spoken digits: synthetic training speech (espeak-ng, flite) and the real asterisk recordings.
+
+Synthetic clips are planned first (engine, voice, speed, pitch, word, channel seed), each plan
+fixed by the dataset seed, then rendered in parallel subprocesses. espeak-ng and flite are
+deterministic for a given voice/speed/pitch, and all randomness after synthesis comes from a
+per-clip numpy Generator, so a rebuild with the same seed yields the same samples bit for bit.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmbind import InputError
+from mmbind_plugins.digits_world import channel
+
+# The words the real recordings say, one list per language (index = digit).
+WORDS: dict[str, list[str]] = {
+    "en": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+    "es": ["cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"],
+    "fr": ["zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"],
+    "it": ["zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove"],
+    "ru": ["ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять"],
+}
+LANGUAGES = tuple(WORDS)
+
+# espeak-ng accents per language (`espeak-ng --voices`).
+ESPEAK_ACCENTS: dict[str, list[str]] = {
+    "en": ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
+           "en-gb-x-gbclan", "en-gb-x-gbcwmd"],
+    "es": ["es", "es-419"],
+    "fr": ["fr-fr", "fr-be", "fr-ch"],
+    "it": ["it"],
+    "ru": ["ru", "ru-lv"],
+}
+# espeak-ng voice variants (`espeak-ng --voices=variant`), curated: the growling, whispering and
+# croaking ones are left out because no real recording sounds like them. Female variants are
+# listed twice so that about half the clips are female, as four of the five real speakers are.
+ESPEAK_FEMALE = ["f1", "f2", "f3", "f4", "f5", "Alicia", "Andrea", "Annie", "anika", "aunty",
+                 "belinda", "grandma", "linda", "steph", "steph2", "steph3", "shelby"]
+ESPEAK_MALE = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "Alex", "Andy", "Denis", "Diogo",
+               "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael",
+               "Mike", "antonio", "benjamin", "boris", "caleb", "david", "ed", "edward",
+               "edward2", "grandpa", "gustave", "iven", "iven2", "iven3", "iven4", "john",
+               "kaukovalta", "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6",
+               "marcelo", "max", "michel", "miguel", "norbert", "pablo", "paul", "pedro",
+               "quincy", "rob", "robert", "sandro", "travis", "victor", "robosoft4"]
+# Held out for the synthetic "test" split: unseen voices.
+ESPEAK_TEST = {"f4", "steph2", "linda", "m6", "Hugo", "klatt3", "iven2", "pedro", "edward2"}
+FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
+FLITE_TEST = {"kal16"}
+
+# The real recordings (Debian asterisk-core-sounds-*-wav, asterisk-prompt-it-menardi-wav).
+ASTERISK_ROOT = Path("/usr/share/asterisk/sounds")
+REAL_VOICES: dict[str, str] = {
+    "en_US_f_Allison": "en", "es_MX_f_Allison": "es", "fr_CA_f_June": "fr",
+    "it_IT_f_Menardi": "it", "it_IT_m_Carlo": "it", "ru_RU_f_IvrvoiceRU": "ru",
+}
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """One synthetic clip: everything that determines its samples."""
+
+    digit: int
+    language: str
+    engine: str  # "espeak-ng" or "flite"
+    voice: str  # espeak "<accent>+<variant>", flite voice name
+    speed: float  # espeak words per minute; flite duration stretch
+    pitch: float  # espeak 0-99; flite target f0 in Hz
+    text: str
+    tract: float  # vocal tract length factor applied after synthesis
+    clean: bool  # keep noise-free
+    seed: int  # seeds the simulated channel
+
+
+def plan_clips(n: int, split: str, seed: int) -> list[ClipPlan]:
+    """n clips balanced over digits and languages; English shared by espeak-ng and flite."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1, 7])
+    test = split == "test"
+    female = [v for v in ESPEAK_FEMALE if (v in ESPEAK_TEST) == test]
+    male = [v for v in ESPEAK_MALE if (v in ESPEAK_TEST) == test]
+    flite = [v for v in FLITE_VOICES if (v in FLITE_TEST) == test]
+    plans = []
+    for i in range(n):
+        digit = i % 10
+        language = LANGUAGES[(i // 10) % len(LANGUAGES)]
+        word = WORDS[language][digit]
+        punct = str(rng.choice(["", ".", "!", "?", ","]))
+        clip_seed = int(rng.integers(2**31))
+        clean = bool(rng.random() < 0.15)
+        tract = float(np.exp(rng.uniform(np.log(0.9), np.log(1.15))))
+        if language == "en" and rng.random() < 0.5:
+            voice = str(rng.choice(flite))
+            # flite: duration stretch and target mean f0 (Hz) vary speed and pitch.
+            plans.append(ClipPlan(digit, language, "flite", voice,
+                                  round(float(rng.uniform(0.8, 1.6)), 2),
+                                  round(float(rng.uniform(90, 260))), word + punct,
+                                  tract, clean, clip_seed))
+            continue
+        variant = str(rng.choice(female if rng.random() < 0.6 else male))
+        accent = str(rng.choice(ESPEAK_ACCENTS[language]))
+        plans.append(ClipPlan(digit, language, "espeak-ng", f"{accent}+{variant}",
+                              int(rng.integers(90, 200)), int(rng.integers(20, 90)),
+                              word + punct, tract, clean, clip_seed))
+    return plans
+
+
+def _check_tool(name: str) -> None:
+    if shutil.which(name) is None:
+        raise RuntimeError(
+            f"digits-world audio needs the {name!r} program (Debian package {name}); "
+            f"install it or build with n_audio=0")
+
+
+def synthesize(plan: ClipPlan) -> tuple[np.ndarray, int]:
+    """Run the TTS engine; returns (float32 samples, sample rate)."""
+    import soundfile as sf
+
+    if plan.engine == "espeak-ng":
+        out = subprocess.run(
+            ["espeak-ng", "-v", plan.voice, "-s", str(int(plan.speed)), "-p", str(int(plan.pitch)),
+             "--stdout", plan.text],
+            capture_output=True, check=True, timeout=60).stdout
+        x, sr = sf.read(io.BytesIO(out), dtype="float32")
+        return x, sr
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "clip.wav")
+        subprocess.run(
+            ["flite", "-voice", plan.voice, "--setf", f"duration_stretch={plan.speed}",
+             "--setf", f"int_f0_target_mean={plan.pitch}", "-t", plan.text, "-o", path],
+            capture_output=True, check=True, timeout=60)
+        x, sr = sf.read(path, dtype="float32")
+    return x, sr
+
+
+def render(plan: ClipPlan, **channel_options: float) -> tuple[np.ndarray, dict]:
+    """Synthesise one planned clip and pass it through the simulated channel.
+    Returns (16 kHz float32 samples, the channel steps applied)."""
+    x, sr = synthesize(plan)
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    x = channel.resample(x, sr, channel.RATE)
+    x = channel.tract_length(x, plan.tract)
+    return channel.degrade(x, np.random.default_rng(plan.seed), clean=plan.clean,
+                           **channel_options)
+
+
+def render_all(plans: list[ClipPlan], workers: int | None = None,
+               **channel_options: float) -> list[tuple[np.ndarray, dict]]:
+    """Render every plan with a thread pool (the work is in subprocesses and numpy/scipy)."""
+    for tool in {p.engine for p in plans}:
+        _check_tool(tool)
+    workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda p: render(p, **channel_options), plans))
+
+
+def plan_meta(plan: ClipPlan, channel_info: dict) -> dict:
+    meta = asdict(plan)
+    meta.update(channel=channel_info, synthetic=True, sample_rate=channel.RATE)
+    return meta
+
+
+def real_clips(root: Path = ASTERISK_ROOT) -> list[tuple[str, int, dict]]:
+    """The 60 real human recordings: (path, digit, meta). Raises if a file is missing."""
+    clips = []
+    for voice, language in REAL_VOICES.items():
+        for digit in range(10):
+            path = root / voice / "digits" / f"{digit}.wav"
+            if not path.is_file():
+                raise InputError(
+                    f"{path}: missing real recording; digits-world needs the Debian packages "
+                    f"asterisk-core-sounds-{{en,es,fr,it,ru}}-wav and asterisk-prompt-it-menardi-wav")
+            speaker = voice.split("_")[-1]  # Allison speaks both en_US and es_MX
+            clips.append((str(path), digit, {"speaker": speaker, "voice": voice,
+                                             "language": language, "sample_rate": 8000,
+                                             "source": "asterisk", "synthetic": False}))
+    return clips
