@@ -55,8 +55,10 @@ class BinderConfig:
 
 def _build_encoder(name: str, options: dict[str, Any], pretrained: bool) -> nn.Module:
     spec = mmbind.get_encoder(name)
-    if spec.pretrained:
-        options = {"pretrained": pretrained, **options}
+    if not pretrained and (spec.pretrained or "pretrained" in options):
+        options = {**options, "pretrained": False}  # rebuilding: the saved weights follow
+    elif spec.pretrained:
+        options = {"pretrained": True, **options}
     return spec.factory(**options)
 
 
