@@ -12,6 +12,8 @@ from mmbind.arith import evaluate
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes of working memory for a brute-force search
 _MIN_CHUNK_ROWS = 256
+_LIBRARY_RESERVE = 16 * 2**20
+_MAX_BLOCK_BYTES = 64 * 2**20  # vectors per block, measured fastest on a 2-core CPU
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -45,6 +47,18 @@ class TopK:
     def push(self, scores: np.ndarray, first_row: int) -> None:
         """Merge a (Q, m) block of scores whose columns are rows first_row .. first_row+m-1."""
         m = scores.shape[1]
+        if self.scores.shape[1] == self.k and m > 0:
+            # Once every query holds k results, few rows of a block beat the k-th best: find
+            # them with one comparison pass (much cheaper than partitioning the whole block).
+            threshold = self.scores.min(axis=1)
+            mask = scores > threshold[:, None]
+            hits = int(np.count_nonzero(mask))
+            if hits <= scores.size // 16:
+                if hits:
+                    flat = np.flatnonzero(mask)  # 1-D nonzero: far faster than the 2-D form
+                    query, column = np.divmod(flat, m)
+                    self._merge_sparse(query, scores.ravel()[flat], column + first_row)
+                return
         if m > self.k:
             # partial sort: the k largest of each query's row, in no particular order
             part = np.argpartition(scores, m - self.k, axis=1)[:, m - self.k:]
@@ -61,6 +75,19 @@ class TopK:
             all_rows = np.take_along_axis(all_rows, keep, axis=1)
         self.scores, self.rows = all_scores, all_rows
 
+    def _merge_sparse(self, query: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> None:
+        n_queries, k = self.scores.shape
+        all_q = np.concatenate([np.repeat(np.arange(n_queries), k), query])
+        all_s = np.concatenate([self.scores.ravel(), scores])
+        all_r = np.concatenate([self.rows.ravel(), rows])
+        order = np.lexsort((all_r, -all_s, all_q))  # by query, then best score, then row
+        counts = np.bincount(all_q, minlength=n_queries)
+        starts = np.cumsum(counts) - counts
+        rank = np.arange(len(order)) - starts[all_q[order]]
+        keep = order[rank < k]  # every query has at least k entries, so exactly k survive each
+        self.scores = all_s[keep].reshape(n_queries, k)
+        self.rows = all_r[keep].reshape(n_queries, k)
+
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (Q, k), best first; equal scores by ascending row."""
         order = np.lexsort((self.rows, -self.scores), axis=1)
@@ -76,8 +103,11 @@ def plan_chunks(memory_budget: int, dim: int, n_queries: int, top_k: int) -> tup
     """
     queries = max(1, n_queries)
     floor = max(_MIN_CHUNK_ROWS, 2 * top_k)
+    # BLAS thread buffers, the HDF5 chunk cache and allocator slack add ~10 MiB of RSS outside
+    # the arrays (measured by benchmarks/search_speed.py); keep that inside the budget too.
+    reserve = min(_LIBRARY_RESERVE, memory_budget // 4)
     while True:
-        fixed = queries * dim * 4 + queries * top_k * 12 * 4
+        fixed = reserve + queries * dim * 4 + queries * top_k * 12 * 4
         per_row = dim * 4 + queries * 12
         rows = (memory_budget - fixed) // per_row
         if rows >= floor:
@@ -91,12 +121,16 @@ def plan_chunks(memory_budget: int, dim: int, n_queries: int, top_k: int) -> tup
 
 def topk_blocks(queries: np.ndarray, blocks: Iterable[tuple[int, np.ndarray]], top_k: int,
                 scores_buffer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of unit ``queries`` (Q, D) over ``(first_row, block)`` pairs."""
+    """Exact top-k of unit ``queries`` (Q, D) over ``(first_row, block)`` pairs.
+
+    ``scores_buffer``: a flat float32 array of at least Q x (largest block) elements, reused for
+    every block's scores (a contiguous view of its start), so no block allocates a second one.
+    """
     topk = TopK(len(queries), top_k)
     for first, block in blocks:
         m = len(block)
-        if scores_buffer is not None and scores_buffer.shape[1] == m:
-            scores = np.matmul(queries, block.T, out=scores_buffer)
+        if scores_buffer is not None and scores_buffer.size >= len(queries) * m:
+            scores = np.matmul(queries, block.T, out=scores_buffer[:len(queries) * m].reshape(len(queries), m))
         else:
             scores = queries @ block.T
         topk.push(scores, first)
@@ -149,15 +183,16 @@ def search_collection(store: Any, queries: Any, collection: str, top_k: int = 10
         return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     chunk_rows, per_pass = plan_chunks(budget, info.dim, len(queries), k)
-    # Align reads to the file's HDF5 chunks so each chunk is read once per pass.
+    # Larger blocks are no faster (they fall out of the CPU caches) and only cost memory.
+    chunk_rows = min(chunk_rows, max(_MIN_CHUNK_ROWS, _MAX_BLOCK_BYTES // (4 * info.dim)))
+    # Align reads to the file's HDF5 chunks so whole chunks are copied (and each read once).
     file_chunk = store.file["collections"][collection]["embeddings"].chunks[0]
     if chunk_rows > file_chunk:
         chunk_rows -= chunk_rows % file_chunk
-    chunk_rows = min(chunk_rows, n)
     all_scores, all_rows = [], []
     for q0 in range(0, len(queries), per_pass):
         part = queries[q0:q0 + per_pass]
-        buffer = np.empty((len(part), chunk_rows), dtype=np.float32)
+        buffer = np.empty(len(part) * min(chunk_rows, n), dtype=np.float32)
         scores, rows = topk_blocks(part, store.iter_vectors(collection, chunk_rows, stop=n), k, buffer)
         del buffer
         all_scores.append(scores)
@@ -227,6 +262,8 @@ def search_entries(store: Any, queries: Any, collection: str, top_k: int = 10, *
             raise ValueError(f"query operand {operand} comes from binder {fingerprint}, but collection "
                              f"{collection!r} was made by binder {info.fingerprint}: the spaces differ")
     if index is None or index == "brute":
+        if index_options:
+            raise TypeError(f"{', '.join(index_options)} only apply to index='faiss'")
         scores, rows = search_collection(store, matrix, collection, top_k, memory_budget)
     elif index == "faiss":
         from mmbind.faiss_index import search_index

@@ -257,3 +257,27 @@ def test_evaluation_errors_name_the_operand():
         evaluate("audio:a + image:missing", _resolver({"audio:a": a}))
     assert "image:missing (column 11)" in str(info.value)
     assert isinstance(info.value.__cause__, KeyError)
+
+
+# --- the documentation ---------------------------------------------------------------------------
+DOC = (__import__("pathlib").Path(__file__).parents[1] / "docs" / "arithmetic.md").read_text()
+
+
+def test_documented_examples_mean_what_the_docs_say():
+    import re
+
+    block = re.search(r"Examples \(expression.*?```text\n(.*?)```", DOC, re.S).group(1)
+    lines = block.strip().splitlines()
+    assert len(lines) >= 5
+    for line in lines:
+        expression, meaning = (part.strip() for part in line.split("=>"))
+        assert format_terms(linear_terms(parse(expression))) == meaning
+
+
+def test_documented_error_message_is_the_real_one():
+    import re
+
+    shown = re.search(r"\$ mmbind arith store.h5 '(.*?)' -c audio\nError: (.*?)```", DOC, re.S)
+    with pytest.raises(ArithSyntaxError) as info:
+        parse(shown.group(1))
+    assert str(info.value) == shown.group(2).rstrip("\n")

@@ -1,0 +1,249 @@
+"""Search speed and memory of the store's streaming brute force, against FAISS, in one run.
+
+    python benchmarks/search_speed.py [--rows 1000000] [--dim 256] [--queries 100] [--budget 256MiB]
+
+1. Writes ROWS x DIM random unit vectors (simulated data, seeded) to an HDF5 store in a temp dir.
+2. Times a batch of QUERIES top-10 queries: the store's brute force (streamed from the file,
+   chunked matrix products + np.argpartition), the same algorithm over an in-memory array
+   (to show the cost of reading the file), and FAISS IndexFlatIP on the same vectors in four
+   configurations (default or BLAS code path, 1 or all OpenMP threads). Prints the ratio of the
+   store's time to the best FAISS time.
+3. Checks the store's top-10 equals FAISS flat's (recall@10).
+4. In a fresh subprocess, searches with a memory budget of BUDGET (the file is several times
+   larger) and reports the peak RSS growth (VmHWM, reset before the search) and the numpy
+   allocations (tracemalloc).
+The last line printed is one JSON object with every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mmbind.search import recall_at_k, search_collection, topk_blocks
+from mmbind.store import EmbeddingStore
+
+COLLECTION = "bench"
+FINGERPRINT = "simulated-random-unit-vectors"
+
+
+def parse_size(text: str) -> int:
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "b": 1}
+    lowered = text.strip().lower()
+    for unit, factor in units.items():
+        if lowered.endswith(unit):
+            return int(float(lowered[: -len(unit)]) * factor)
+    return int(lowered)
+
+
+def write_store(path: Path, rows: int, dim: int, batch: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    with EmbeddingStore(path) as store:
+        store.create_collection(COLLECTION, modality="simulated", dim=dim, fingerprint=FINGERPRINT)
+        for first in range(0, rows, batch):
+            n = min(batch, rows - first)
+            x = rng.standard_normal((n, dim), dtype=np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            store.add(COLLECTION, x, fingerprint=FINGERPRINT)
+    return time.perf_counter() - start
+
+
+def timed(fn, repeats: int) -> tuple[list[float], object]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def status_kib(field: str) -> int:
+    """VmRSS (current) or VmHWM (peak) of this process in KiB, from /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def reset_peak_rss() -> bool:
+    # ru_maxrss survives execve (a child starts with its parent's peak), so the peak is taken
+    # from VmHWM, reset to the current RSS first ("5" > clear_refs, Linux >= 4.0).
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure_memory(store_path: str, budget: int, n_queries: int, dim: int, seed: int) -> None:
+    """Subprocess mode: one budgeted search; print RSS and tracemalloc figures as JSON."""
+    import tracemalloc
+
+    rng = np.random.default_rng(seed + 1)
+    queries = rng.standard_normal((n_queries, dim), dtype=np.float32)
+    with EmbeddingStore(store_path, mode="r") as store:
+        store.info(COLLECTION)
+        was_reset = reset_peak_rss()
+        before_rss, before_hwm = status_kib("VmRSS"), status_kib("VmHWM")
+        before_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        search_collection(store, queries, COLLECTION, top_k=10, memory_budget=budget)
+        seconds = time.perf_counter() - start
+        after_hwm = status_kib("VmHWM")
+        after_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        tracemalloc.start()
+        search_collection(store, queries, COLLECTION, top_k=10, memory_budget=budget)
+        traced_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    print(json.dumps({
+        "rss_before_mib": before_rss / 1024, "hwm_before_mib": before_hwm / 1024, "hwm_reset": was_reset,
+        "hwm_after_mib": after_hwm / 1024, "peak_growth_mib": (after_hwm - max(before_rss, before_hwm)) / 1024,
+        "ru_maxrss_before_mib": before_maxrss / 1024, "ru_maxrss_after_mib": after_maxrss / 1024,
+        "tracemalloc_peak_mib": traced_peak / 2**20, "seconds": seconds,
+    }))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--budget", default="256MiB", help="memory budget of the budgeted search")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=65536, help="rows per commit while writing")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tmp", default=None, help="where to put the temporary store")
+    parser.add_argument("--measure-memory", metavar="STORE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    budget = parse_size(args.budget)
+    if args.measure_memory:
+        measure_memory(args.measure_memory, budget, args.queries, args.dim, args.seed)
+        return
+
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    data_bytes = args.rows * args.dim * 4
+    workdir = Path(tempfile.mkdtemp(prefix="mmbind-bench-", dir=args.tmp))
+    free = shutil.disk_usage(workdir).free
+    if free < 2 * data_bytes + 2**30:
+        raise SystemExit(f"{workdir}: {free / 2**30:.1f} GiB free, need {(2 * data_bytes + 2**30) / 2**30:.1f} GiB")
+    try:
+        path = workdir / "bench.h5"
+        print(f"writing {args.rows} x {args.dim} simulated unit vectors to {path} ...", flush=True)
+        write_seconds = write_store(path, args.rows, args.dim, args.batch, args.seed)
+        file_bytes = path.stat().st_size
+        print(f"  {write_seconds:.1f} s ({args.rows / write_seconds:,.0f} rows/s), file {file_bytes / 2**30:.2f} GiB")
+
+        rng = np.random.default_rng(args.seed + 1)
+        queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
+        unit_queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        with EmbeddingStore(path, mode="r") as store:
+            # numpy's BLAS threads, like FAISS's OpenMP threads below, are timed at 1 and at all
+            # threads: on a busy machine fewer threads can be faster; each side's best counts.
+            store_runs: dict[str, float] = {}
+            for threads in sorted({1, os.cpu_count() or 1}):
+                with threadpool_limits(threads, user_api="blas"):
+                    store_times, (store_scores, store_rows) = timed(
+                        lambda: search_collection(store, queries, COLLECTION, top_k=10, memory_budget=budget),
+                        args.repeats)
+                store_runs[f"{threads}_threads"] = round(min(store_times), 3)
+                print(f"store brute force (from the file, budget {budget / 2**20:.0f} MiB, {threads} BLAS threads): "
+                      f"{min(store_times):.2f} s best of {args.repeats}", flush=True)
+            best_store = min(store_runs, key=store_runs.get)
+            entries_seconds, _ = timed(lambda: store.search(queries, COLLECTION, top_k=10, memory_budget=budget), 1)
+            vectors = np.empty((args.rows, args.dim), dtype=np.float32)
+            for first, block in store.iter_vectors(COLLECTION, 65536):
+                vectors[first:first + len(block)] = block
+
+        chunk = 65536
+        with threadpool_limits(int(best_store.split("_")[0]), user_api="blas"):
+            memory_times, _ = timed(lambda: topk_blocks(
+                unit_queries, ((s, vectors[s:s + chunk]) for s in range(0, args.rows, chunk)), 10), args.repeats)
+        print(f"same algorithm over an in-memory array: {min(memory_times):.2f} s", flush=True)
+
+        index = faiss.IndexFlatIP(args.dim)
+        start = time.perf_counter()
+        index.add(vectors)
+        faiss_add_seconds = time.perf_counter() - start
+        # FAISS is timed in each configuration and the best one is the reference: its default
+        # code path and its BLAS path, with 1 and with all OpenMP threads (on a busy 2-core
+        # machine OpenMP's spinning threads can make 2 threads much slower than 1).
+        default_threshold = faiss.cvar.distance_compute_blas_threshold
+        default_threads = faiss.omp_get_max_threads()
+        faiss_runs: dict[str, float] = {}
+        faiss_results = {}
+        for threads in sorted({1, default_threads}):
+            for path_name, threshold in (("default", default_threshold), ("blas", 1)):
+                faiss.omp_set_num_threads(threads)
+                faiss.cvar.distance_compute_blas_threshold = threshold
+                times = []
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    faiss_results[path_name] = index.search(unit_queries, 10)
+                    times.append(time.perf_counter() - start)
+                    if times[-1] > 5:  # slow configurations: one run is enough to rank them
+                        break
+                faiss_runs[f"{path_name}_{threads}_threads"] = round(min(times), 3)
+                print(f"FAISS IndexFlatIP ({path_name} path, {threads} OpenMP threads): {min(times):.2f} s", flush=True)
+        faiss.cvar.distance_compute_blas_threshold = default_threshold
+        faiss.omp_set_num_threads(default_threads)
+        best_faiss = min(faiss_runs, key=faiss_runs.get)
+        faiss_scores, faiss_rows = faiss_results["default"]
+        del index, vectors
+
+        recall = recall_at_k(store_rows, faiss_rows)
+        recall_blas = recall_at_k(store_rows, faiss_results["blas"][1])
+        max_score_diff = float(np.abs(np.sort(store_scores, axis=1) - np.sort(faiss_scores, axis=1)).max())
+        print(f"recall@10 of the store vs FAISS flat: {recall:.4f} (BLAS path {recall_blas:.4f}), "
+              f"max score difference {max_score_diff:.2e}")
+
+        memory = subprocess.run(
+            [sys.executable, __file__, "--measure-memory", str(path), "--budget", str(budget), "--queries",
+             str(args.queries), "--dim", str(args.dim), "--seed", str(args.seed)],
+            capture_output=True, text=True, check=True).stdout
+        memory_stats = json.loads(memory.strip().splitlines()[-1])
+        print(f"budgeted search in a fresh process: file {file_bytes / 2**20:.0f} MiB = "
+              f"{file_bytes / budget:.1f} x the {budget / 2**20:.0f} MiB budget; peak RSS growth "
+              f"{memory_stats['peak_growth_mib']:.0f} MiB, numpy peak (tracemalloc) "
+              f"{memory_stats['tracemalloc_peak_mib']:.0f} MiB")
+
+        result = {
+            "benchmark": "search_speed", "rows": args.rows, "dim": args.dim, "queries": args.queries, "top_k": 10,
+            "data": "simulated random unit vectors", "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+            "faiss_version": faiss.__version__, "write_seconds": round(write_seconds, 2),
+            "file_mib": round(file_bytes / 2**20, 1), "budget_mib": round(budget / 2**20, 1),
+            "store_seconds": store_runs, "store_best": best_store,
+            "store_search_with_entries_seconds": round(entries_seconds[0], 3),
+            "in_memory_same_algorithm_seconds": round(min(memory_times), 3),
+            "faiss_flat_seconds": faiss_runs, "faiss_best": best_faiss,
+            "faiss_add_seconds": round(faiss_add_seconds, 2),
+            "ratio_store_vs_faiss": round(store_runs[best_store] / faiss_runs[best_faiss], 3),
+            "ratio_in_memory_vs_faiss": round(min(memory_times) / faiss_runs[best_faiss], 3),
+            "recall_at_10_vs_faiss_flat": recall, "recall_at_10_vs_faiss_flat_blas": recall_blas,
+            "max_score_difference": max_score_diff,
+            "budgeted_file_over_budget": round(file_bytes / budget, 2),
+            "budgeted_peak_rss_growth_mib": round(memory_stats["peak_growth_mib"], 1),
+            "budgeted_tracemalloc_peak_mib": round(memory_stats["tracemalloc_peak_mib"], 1),
+            "budgeted_search_seconds": round(memory_stats["seconds"], 3),
+        }
+        print(f"ratio best store time ({best_store}) / best FAISS flat time ({best_faiss}): "
+              f"{result['ratio_store_vs_faiss']:.2f}; "
+              f"the same algorithm in memory: {result['ratio_in_memory_vs_faiss']:.2f}")
+        print(json.dumps(result))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
