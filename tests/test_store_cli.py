@@ -87,3 +87,20 @@ def test_parse_size():
     assert store_commands.parse_size("256MiB") == 256 * 2**20
     assert store_commands.parse_size("1GB") == 10**9
     assert store_commands.parse_size("4096") == 4096
+
+
+def test_embed_a_registered_dataset_split(runner, tmp_path, toy_plugin):
+    store = tmp_path / "s.h5"
+    args = ["embed", store, "--binder", tmp_path / "binder", "-m", "toy-a", "--dataset", "toy-clusters",
+            "--split", "test", "-c", "toy"]
+    result = invoke(runner, *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1]) == {"collection": "toy", "added": 200, "skipped": 0, "count": 200}
+    with EmbeddingStore(store, mode="r") as s:
+        first, last = s.entries("toy", [0, 199])
+    assert first["id"] == "toy-clusters/test/0" and first["label"] == "0" and last["label"] == "9"
+    assert first["meta"] == {"class_name": "0", "simulated": True} and first["path"] is None
+    again = invoke(runner, *args)
+    assert json.loads(again.stdout.splitlines()[-1])["skipped"] == 200
+    wrong = runner.invoke(cli, [str(a) for a in args[:-4]] + ["--split", "nope"])
+    assert wrong.exit_code == 2 and "has splits train, test, not 'nope'" in wrong.output

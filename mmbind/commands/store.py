@@ -220,7 +220,7 @@ def register(cli: click.Group) -> None:
     @_with_search_options
     def arith(store: str, expression: str, collection: str | None, binder_dir: str | None, top_k: int,
               index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
-        """Search with embedding arithmetic, e.g. '0.5*image:dog.png + 0.5*audio:rain.wav'.
+        """Search with a weighted sum of embeddings, e.g. '0.5*image:dog.png + 0.5*audio:rain.wav'.
 
         Operands: MODALITY:PATH, text:"a phrase", id:COLLECTION/ID (or /#ROW), vec:NAME;
         weights with * and /, + and -, unary minus, parentheses. Each operand is l2-normalised,
