@@ -197,6 +197,8 @@ class EmbeddingStore:
         self._file: h5py.File | None = None
         self._hashes: dict[str, set[str]] = {}
         self._committed: dict[str, int] = {}
+        self._datasets: dict[str, dict[str, h5py.Dataset]] = {}  # handles, valid for the open file
+        self._attrs: dict[str, dict[str, Any]] = {}  # collection attributes never change
         if mode == "r":
             if not self.path.is_file():
                 raise FileNotFoundError(f"{self.path}: no such embedding store")
@@ -227,6 +229,7 @@ class EmbeddingStore:
         self._lock_fd = fd
 
     def _open_read(self) -> None:
+        self._forget_handles()
         self._file = _open_reader(self.path)
         self._inode = os.stat(self.path).st_ino
         self._check_format()
@@ -238,9 +241,17 @@ class EmbeddingStore:
             stale.unlink(missing_ok=True)
         if not self.path.exists():
             self._replace_file(None)
-        elif clear_status_flags(self.path):
-            self.recovered = True
-        self._file = _open_swmr_writer(self.path)
+        else:
+            try:
+                self.recovered = clear_status_flags(self.path)
+            except ValueError as error:
+                raise StoreError(f"cannot open as an HDF5 embedding store: {error}") from error
+        self._forget_handles()
+        try:
+            self._file = _open_swmr_writer(self.path)
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot open for appending as an HDF5 embedding store "
+                             f"(expected a store written by mmbind; HDF5 says: {error})") from error
         self._check_format()
         self._truncate_uncommitted()
 
@@ -256,6 +267,7 @@ class EmbeddingStore:
     def _replace_file(self, change: Callable[[h5py.File], None] | None) -> None:
         """Apply a structural change on a copy, then atomically swap it in (crash-safe)."""
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self._forget_handles()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -297,6 +309,16 @@ class EmbeddingStore:
                     changed = True
         if changed:
             self._file.flush()
+
+    def _forget_handles(self) -> None:
+        self._datasets = {}
+        self._attrs = {}
+
+    def _ds(self, collection: str, key: str) -> h5py.Dataset:
+        cache = self._datasets.setdefault(collection, {})
+        if key not in cache:
+            cache[key] = self._group(collection)[key]
+        return cache[key]
 
     def close(self) -> None:
         """Close the file and release the writer lock."""
@@ -391,8 +413,9 @@ class EmbeddingStore:
 
     def info(self, collection: str) -> CollectionInfo:
         """The collection's attributes and committed entry count."""
-        group = self._group(collection)
-        attrs = group.attrs
+        if collection not in self._attrs:
+            self._attrs[collection] = dict(self._group(collection).attrs)
+        attrs = self._attrs[collection]
         tau = float(attrs["tau"])
         return CollectionInfo(
             name=collection,
@@ -411,7 +434,7 @@ class EmbeddingStore:
             return self._committed[collection]
         if self.mode == "r":
             self.refresh()  # cheap (one stat) unless the writer swapped in a new file
-        emb = self._group(collection)["embeddings"]
+        emb = self._ds(collection, "embeddings")
         if self.mode == "r":
             emb.refresh()
         return int(emb.attrs["committed"])
@@ -424,7 +447,7 @@ class EmbeddingStore:
     def _hash_set(self, collection: str) -> set[str]:
         if collection not in self._hashes:
             n = self.count(collection)
-            dataset = self._group(collection)["content_hash"]
+            dataset = self._ds(collection, "content_hash")
             known: set[str] = set()
             for start in range(0, n, _SCAN_ROWS):
                 known.update(h.decode("ascii") for h in dataset[start:min(n, start + _SCAN_ROWS)])
@@ -523,18 +546,17 @@ class EmbeddingStore:
 
     def _write_rows(self, collection: str, n: int, vectors: np.ndarray, hashes: list[str],
                     columns: dict[str, list[str]]) -> None:
-        group = self._group(collection)
         m = len(vectors)
         # 1. data: every dataset is resized to exactly n + m rows (this also overwrites any rows a
         #    failed earlier batch of this session left beyond the committed count)
-        emb = group["embeddings"]
+        emb = self._ds(collection, "embeddings")
         emb.resize(n + m, axis=0)
         emb[n:n + m] = vectors
-        hash_ds = group["content_hash"]
+        hash_ds = self._ds(collection, "content_hash")
         hash_ds.resize(n + m, axis=0)
         hash_ds[n:n + m] = np.array([h.encode("ascii") for h in hashes], dtype=f"S{HASH_LENGTH}")
         for column, values in columns.items():
-            end_ds, bytes_ds = group[f"{column}_end"], group[f"{column}_bytes"]
+            end_ds, bytes_ds = self._ds(collection, f"{column}_end"), self._ds(collection, f"{column}_bytes")
             base = int(end_ds[n - 1]) if n else 0
             encoded = [v.encode("utf-8") for v in values]
             ends = base + np.cumsum([len(e) for e in encoded], dtype=np.int64)
@@ -581,7 +603,7 @@ class EmbeddingStore:
     def vectors(self, collection: str, rows: Any = None) -> np.ndarray:
         """Stored unit vectors of the given rows (all committed rows if None): (len(rows), D)."""
         rows = self._rows(collection, rows)
-        emb = self._group(collection)["embeddings"]
+        emb = self._ds(collection, "embeddings")
         if len(rows) == 0:
             return np.empty((0, emb.shape[1]), dtype=np.float32)
         unique, inverse = np.unique(rows, return_inverse=True)
@@ -596,7 +618,7 @@ class EmbeddingStore:
         """Yield ``(first_row, block)`` over committed rows; ``block`` is a view of one reused
         buffer (valid until the next step), so memory stays at chunk_rows x D floats."""
         n = self.count(collection) if stop is None else stop
-        emb = self._group(collection)["embeddings"]
+        emb = self._ds(collection, "embeddings")
         file_rows = emb.chunks[0]
         # Whole HDF5 chunks copied straight into the buffer skip HDF5's selection machinery
         # (about 1.4x faster); possible when reads are chunk-aligned and the data unfiltered.
@@ -618,8 +640,7 @@ class EmbeddingStore:
             yield first, buffer[:last - first]
 
     def _strings(self, collection: str, column: str, rows: np.ndarray) -> dict[int, str]:
-        group = self._group(collection)
-        end_ds, bytes_ds = group[f"{column}_end"], group[f"{column}_bytes"]
+        end_ds, bytes_ds = self._ds(collection, f"{column}_end"), self._ds(collection, f"{column}_bytes")
         if self.mode == "r":
             end_ds.refresh()
             bytes_ds.refresh()
@@ -649,7 +670,7 @@ class EmbeddingStore:
             return []
         columns = {c: self._strings(collection, c, rows) for c in STRING_COLUMNS}
         unique = np.unique(rows)
-        hash_ds = self._group(collection)["content_hash"]
+        hash_ds = self._ds(collection, "content_hash")
         if self.mode == "r":
             hash_ds.refresh()
         hashes = dict(zip(unique.tolist(), (h.decode("ascii") for h in hash_ds[unique])))
@@ -670,8 +691,7 @@ class EmbeddingStore:
         wanted = set(ids)
         found: dict[str, int] = {}
         n = self.count(collection)
-        group = self._group(collection)
-        end_ds, bytes_ds = group["ids_end"], group["ids_bytes"]
+        end_ds, bytes_ds = self._ds(collection, "ids_end"), self._ds(collection, "ids_bytes")
         if self.mode == "r":
             end_ds.refresh()
             bytes_ds.refresh()

@@ -156,9 +156,18 @@ def test_opening_bad_files_names_the_problem(tmp_path):
         f["x"] = 1
     with pytest.raises(StoreError, match="not an mmbind embedding store"):
         EmbeddingStore(tmp_path / "other.h5", mode="r")
+    with pytest.raises(StoreError, match="not an mmbind embedding store"):
+        EmbeddingStore(tmp_path / "other.h5")
+    with h5py.File(tmp_path / "old-format.h5", "w") as f:  # libver earliest: no SWMR possible
+        f["x"] = 1
+    with pytest.raises(StoreError, match="cannot open for appending"):
+        EmbeddingStore(tmp_path / "old-format.h5")
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(StoreError, match="cannot open as an HDF5 embedding store"):
         EmbeddingStore(tmp_path / "text.h5", mode="r")
+    with pytest.raises(StoreError, match="no HDF5 superblock found"):
+        EmbeddingStore(tmp_path / "text.h5")
+    assert (tmp_path / "text.h5").read_text() == "not hdf5"  # refused without touching it
 
 
 def test_ids_and_refs(store):
@@ -372,7 +381,7 @@ def test_sigkill_keeps_every_reported_batch_and_resume_equals_an_uninterrupted_r
         assert f["collections/texts/embeddings"].shape == (n, 16)
 
 
-def kill_loop(tmp_path: Path, iterations: int, seed: int, n: int = 3000, batch: int = 10,
+def kill_loop(tmp_path: Path, iterations: int, seed: int, n: int = 6000, batch: int = 10,
               fresh_every: int = 0) -> dict:
     """Kill a resuming writer at random moments, over and over, on the same file; with
     ``fresh_every`` the file is deleted every so many kills, so kills also land while the store
@@ -399,12 +408,13 @@ def kill_loop(tmp_path: Path, iterations: int, seed: int, n: int = 3000, batch: 
         phase = "before_open" if "opened" not in out else "during_appends" if reported else "before_first_commit"
         stats[phase] += 1
         stats["counts"].append(check_prefix(path, expected, max(reported, default=0)))
-    final = subprocess.run([sys.executable, str(WRITER), str(path), str(n), str(batch)], capture_output=True,
+    # finish, and make the reference, in big batches: the content must not depend on batching
+    final = subprocess.run([sys.executable, str(WRITER), str(path), str(n), "500"], capture_output=True,
                            text=True, timeout=600, check=True)
     assert "done added=" in final.stdout
     check_prefix(path, expected, n)
     reference = tmp_path / "reference.h5"
-    subprocess.run([sys.executable, str(WRITER), str(reference), str(n), str(batch)], check=True,
+    subprocess.run([sys.executable, str(WRITER), str(reference), str(n), "500"], check=True,
                    capture_output=True, timeout=600)
     assert_same_store(path, reference)
     leftovers = [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
