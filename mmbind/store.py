@@ -404,9 +404,11 @@ class EmbeddingStore:
                     raise StoreError(f"collection {name!r} exists with {key}={getattr(info, key)!r}, "
                                      f"not {wanted!r}; use another collection name")
             return info
-        self._replace_file(lambda f: _new_collection_group(f["collections"], name, modality, int(dim),
-                                                           fingerprint, None if tau is None else float(tau)))
-        self._file = _open_swmr_writer(self.path)
+        try:
+            self._replace_file(lambda f: _new_collection_group(f["collections"], name, modality, int(dim),
+                                                               fingerprint, None if tau is None else float(tau)))
+        finally:
+            self._file = _open_swmr_writer(self.path)  # the old file if the change failed
         self._committed[name] = 0
         self._hashes[name] = set()
         return self.info(name)
