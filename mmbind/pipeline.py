@@ -33,15 +33,15 @@ def run_recipe(recipe: Recipe, resume: bool = False, echo=print) -> dict[str, An
     results["timing"] = {"train_seconds": round(trained - started, 1)}
     from mmbind.embed import embed_split
 
+    if not resume:  # vectors of an earlier model in this run folder are stale
+        (recipe.run_dir / recipe.embed.store).unlink(missing_ok=True)
     store_path = embed_split(binder, data, recipe)
     results["timing"]["total_seconds"] = round(time.perf_counter() - started, 1)
     (recipe.run_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     echo(format_table(results))
     echo(f"\nembeddings: {store_path}")
-    try:
-        from mmbind.report import write_report
-    except ImportError:
-        return results
+    from mmbind.report import write_report
+
     report = write_report(recipe.run_dir)
     echo(f"report: {report}")
     return results

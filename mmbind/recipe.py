@@ -53,7 +53,14 @@ class EvalConfig:
     extra_splits: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=lambda: ["{}"])
     recall_k: list[int] = field(default_factory=lambda: [1, 5, 10])
+    text_modality: str = ""  # the tower that embeds zero-shot prompts; "": "text" if bound
+    group_by: list[str] = field(default_factory=lambda: ["speaker", "language"])
     supervised_baselines: bool = True
+    supervised_epochs: int = 5
+    supervised_batch_size: int = 64
+    supervised_lr: float = 1e-3
+    baseline_max_train: int = 2000
+    supervised_max_seconds: float = 300.0
 
 
 @dataclass
@@ -99,7 +106,7 @@ _CHECKS = {
     dict: ("a table", lambda v: isinstance(v, dict)),
     list: ("a list", lambda v: isinstance(v, list)),
 }
-_MINIMUM = {"epochs": 0, "batch_size": 1, "lr": 0, "num_workers": 0, "steps_per_epoch": 0,
+_MINIMUM = {"supervised_epochs": 0, "supervised_batch_size": 1, "baseline_max_train": 1, "epochs": 0, "batch_size": 1, "lr": 0, "num_workers": 0, "steps_per_epoch": 0,
             "accumulation_steps": 1, "temperature": 1e-4, "warmup_steps": 0}
 _CHOICES = {"precision": ("fp32", "bf16"), "head": ("linear", "mlp")}
 
