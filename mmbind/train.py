@@ -40,6 +40,8 @@ from mmbind.recipe import Recipe
 from mmbind.specs import BindingData, ModalitySamples
 
 STATE_NAME = "trainer_state.pt"
+# Transformed inputs of towers without augmentation are kept (per loading process) up to this size.
+INPUT_CACHE_BYTES = 1 << 30
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -49,25 +51,41 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class BindDataset(torch.utils.data.Dataset):
     """Items are (modality, sample index, anchor index, batch seed); returns transformed inputs.
 
+    Inputs of towers that are not augmented are transformed once and kept (up to
+    ``cache_bytes`` per loading process): their transform gives the same tensor every epoch.
     A batch is fetched with ``__getitems__``, which seeds torch, numpy and random from the
     batch's seed (and restores the caller's RNG state afterwards), so augmentation does not
     depend on which process loads the batch.
     """
 
     def __init__(self, binder: Binder, samples: dict[str, ModalitySamples], with_anchor_input: bool,
-                 augment_anchor: bool = False):
+                 augment_anchor: bool = False, cache_bytes: int = INPUT_CACHE_BYTES):
         self.binder = binder
         self.samples = samples
         self.with_anchor_input = with_anchor_input
-        self.augment = {m: m != binder.anchor_modality or augment_anchor for m in samples}
+        towers = binder.config.towers
+        self.augment = {m: (m != binder.anchor_modality or augment_anchor) and towers[m].augment
+                        for m in samples}
         self.loaders = {m: mmbind.get_modality(m).load for m in samples}
+        self.cache_bytes = cache_bytes
+        self._inputs: dict[tuple[str, int], Any] = {}
+        self._cached = 0
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.samples.values())
 
     def _item(self, modality: str, index: int) -> Any:
+        key = (modality, index)
+        if key in self._inputs:
+            return self._inputs[key]
         raw = self.loaders[modality](self.samples[modality].inputs[index])
-        return self.binder.transform(modality, train=self.augment[modality])(raw)
+        item = self.binder.transform(modality, train=self.augment[modality])(raw)
+        if not self.augment[modality]:  # deterministic: transform once, reuse every epoch
+            size = _nbytes(item)
+            if self._cached + size <= self.cache_bytes:
+                self._inputs[key] = item
+                self._cached += size
+        return item
 
     def __getitem__(self, item: tuple) -> tuple:
         modality, j, a = item[:3]
@@ -75,16 +93,21 @@ class BindDataset(torch.utils.data.Dataset):
         return modality, self._item(modality, j), a, self.samples[modality].labels[j], anchor_input
 
     def __getitems__(self, items: list[tuple]) -> list[tuple]:
-        if not items or len(items[0]) < 4:
-            return [self[item] for item in items]
+        # Per-sample transforms are many tiny tensor ops: one thread does them faster than a
+        # team of OpenMP threads (which spin and wait on a busy machine). DataLoader workers
+        # already run with one thread; this covers loading in the main process (num_workers=0).
+        threads = torch.get_num_threads()
         saved = torch.get_rng_state(), np.random.get_state(), random.getstate()
-        seed = int(items[0][3])
-        torch.default_generator.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
+        if items and len(items[0]) >= 4:
+            seed = int(items[0][3])
+            torch.default_generator.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
         try:
+            torch.set_num_threads(1)
             return [self[item] for item in items]
         finally:
+            torch.set_num_threads(threads)
             torch.set_rng_state(saved[0])
             np.random.set_state(saved[1])
             random.setstate(saved[2])
@@ -101,6 +124,18 @@ class BindDataset(torch.utils.data.Dataset):
                                   if self.with_anchor_input else None),
             }
         return batch
+
+
+def _nbytes(item: Any) -> int:
+    if isinstance(item, torch.Tensor):
+        return item.element_size() * item.nelement()
+    if isinstance(item, np.ndarray):
+        return item.nbytes
+    if isinstance(item, dict):
+        return sum(_nbytes(v) for v in item.values())
+    if isinstance(item, (tuple, list)):
+        return sum(_nbytes(v) for v in item)
+    return len(item) if isinstance(item, (str, bytes)) else 64
 
 
 class PlanSampler:

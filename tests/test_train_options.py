@@ -195,3 +195,23 @@ def test_data_wait_share_is_logged_and_workers_do_not_change_the_result(toy_plug
     assert "data wait" in capsys.readouterr().out
     for key in weights[0]:  # augmentation is seeded per batch, not per loading process
         torch.testing.assert_close(weights[1][key], weights[0][key], rtol=0, atol=0, msg=key)
+
+
+def test_inputs_of_towers_without_augmentation_are_transformed_once(toy_plugin, tmp_path):
+    from mmbind.train import BindDataset
+
+    recipe = recipe_from(toy_plugin, tmp_path, tower={"augment": False})
+    binder = Binder(recipe.binder_config())
+    split = toy_plugin.toy_clusters(5).splits["train"]
+    loads = []
+    for cache_bytes, expected in ((1 << 20, 10), (0, 20)):
+        dataset = BindDataset(binder, split, with_anchor_input=True, augment_anchor=True, cache_bytes=cache_bytes)
+        load = dataset.loaders["toy-b"]
+        dataset.loaders["toy-b"] = lambda x, load=load: loads.append(1) or load(x)
+        items = [("toy-b", j, j, 123) for j in range(10)]
+        first, again = dataset.__getitems__(items), dataset.__getitems__(items)
+        assert len(loads) == expected  # with room in the cache, the second epoch loads nothing
+        assert all(torch.equal(a[1], b[1]) for a, b in zip(first, again))
+        assert not all(torch.equal(a[4], b[4]) for a, b in zip(first, dataset.__getitems__(
+            [(m, j, a, 124) for m, j, a, _ in items])))  # the augmented anchor changes with the seed
+        loads.clear()
