@@ -59,8 +59,10 @@ class BindDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, binder: Binder, samples: dict[str, ModalitySamples], with_anchor_input: bool,
-                 augment_anchor: bool = False, cache_bytes: int = INPUT_CACHE_BYTES):
+                 augment_anchor: bool = False, cache_bytes: int = INPUT_CACHE_BYTES,
+                 precomputed: frozenset[str] = frozenset()):
         self.binder = binder
+        self.precomputed = precomputed  # towers whose frozen encoder features the trainer holds
         self.samples = samples
         self.with_anchor_input = with_anchor_input
         towers = binder.config.towers
@@ -90,7 +92,8 @@ class BindDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: tuple) -> tuple:
         modality, j, a = item[:3]
         anchor_input = self._item(self.binder.anchor_modality, a) if self.with_anchor_input else None
-        return modality, self._item(modality, j), a, self.samples[modality].labels[j], anchor_input
+        inputs = None if modality in self.precomputed else self._item(modality, j)
+        return modality, inputs, a, self.samples[modality].labels[j], anchor_input, j
 
     def __getitems__(self, items: list[tuple]) -> list[tuple]:
         # Per-sample transforms are many tiny tensor ops: one thread does them faster than a
@@ -117,7 +120,9 @@ class BindDataset(torch.utils.data.Dataset):
         for modality in dict.fromkeys(item[0] for item in items):
             group = [item for item in items if item[0] == modality]
             batch[modality] = {
-                "inputs": self.binder.collate(modality, [g[1] for g in group]),
+                "inputs": (None if modality in self.precomputed
+                           else self.binder.collate(modality, [g[1] for g in group])),
+                "index": torch.tensor([g[5] for g in group]),
                 "anchor_index": torch.tensor([g[2] for g in group]),
                 "labels": torch.tensor([g[3] for g in group]),
                 "anchor_inputs": (self.binder.collate(self.binder.anchor_modality, [g[4] for g in group])
@@ -359,6 +364,23 @@ class Trainer:
                    "hits": self.anchor_cache.last_hits, "seconds": round(time.perf_counter() - started, 3)})
         return table.to(self.device)
 
+    def frozen_features(self) -> dict[str, torch.Tensor]:
+        """Encoder features of the towers whose encoder is frozen and whose input is not
+        augmented (e.g. a frozen pretrained text model): the same every epoch, so computed
+        once; only their heads train."""
+        features = {}
+        for m in self.recipe.bound:
+            tower = self.recipe.towers[m]
+            frozen = not any(p.requires_grad for p in self.binder.encoders[m].parameters())
+            if frozen and not tower.augment and self.cfg.anchor_cache:
+                encoder = self.binder.encoders[m].eval()
+                inputs = self.train_split[m].inputs
+                with torch.no_grad():
+                    features[m] = torch.cat([
+                        encoder(to_device(self.binder.prepare(inputs[i:i + 256], m), self.device)).float()
+                        for i in range(0, len(inputs), 256)])
+        return features
+
     def setup_bind(self, state: dict | None = None) -> None:
         """Build the losses, optimizer, scheduler, the anchor cache and (under torchrun) the
         DDP-wrapped towers; after this, ``train_step`` can run on collated batches."""
@@ -378,7 +400,9 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.losses.load_state_dict(state["losses"])
-        self.towers = {m: dist.wrap(Tower(binder.encoders[m], binder.heads[m]), self.device)
+        self.features = self.frozen_features()
+        self.towers = {m: dist.wrap(binder.heads[m] if m in self.features
+                                    else Tower(binder.encoders[m], binder.heads[m]), self.device)
                        for m in self.recipe.bound}
         # temperatures and loss parameters live outside the DDP towers: averaged by hand
         self.shared_params = [binder.log_scales[m] for m in self.recipe.bound] + list(self.losses.parameters())
@@ -402,7 +426,8 @@ class Trainer:
         start_epoch, global_step = (state["epoch"], state["global_step"]) if state is not None else (0, 0)
 
         dataset = BindDataset(binder, {m: self.train_split[m] for m in self.recipe.towers},
-                              with_anchor_input=self.cache is None, augment_anchor=cfg.augment_anchor)
+                              with_anchor_input=self.cache is None, augment_anchor=cfg.augment_anchor,
+                              precomputed=frozenset(self.features))
         loader, sampler = self._loader(dataset)
         binder.train()
         for epoch in range(start_epoch, cfg.epochs):
@@ -431,7 +456,8 @@ class Trainer:
         GradCache, so the gradient is the full batch's (every negative kept)."""
         losses = {}
         for modality, part in batch.items():
-            inputs = to_device(part["inputs"], self.device)
+            inputs = (self.features[modality][part["index"].to(self.device)] if modality in self.features
+                      else to_device(part["inputs"], self.device))
             labels = part["labels"].to(self.device, non_blocking=True)
             anchor = self._anchor_features(part)
             scale = self.binder.logit_scale(modality)
