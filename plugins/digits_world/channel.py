@@ -123,7 +123,7 @@ def normalise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (x / peak * 10 ** (rng.uniform(-12, -1) / 20)).astype(np.float32)
 
 
-def degrade(x: np.ndarray, rng: np.random.Generator, *, p_telephone: float = 0.7,
+def degrade(x: np.ndarray, rng: np.random.Generator, *, p_telephone: float = 0.9,
             p_noise: float = 0.6, p_reverb: float = 0.15,
             clean: bool = False) -> tuple[np.ndarray, dict]:
     """The whole simulated channel; returns (signal, what was applied). clean=True keeps the

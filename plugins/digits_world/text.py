@@ -61,6 +61,13 @@ COLOUR_TEMPLATES: list[tuple[str, str]] = [
 ]
 
 
+# Phrases naming only a colour, training split only, key "*/<colour>": paired with images of
+# that colour whatever the digit, so "text:red" has a meaning for embedding arithmetic.
+# They name no digit: label -1.
+COLOUR_ONLY_TEMPLATES: list[str] = ["{c}", "the colour {c}", "something {c}", "written in {c}",
+                                    "a {c} digit", "{c} strokes"]
+
+
 def phrases(split: str) -> list[tuple[str, int, str, dict]]:
     """Every phrase of a split as (text, digit, key, meta), in a fixed order."""
     if split not in ("train", "test"):
@@ -83,5 +90,10 @@ def phrases(split: str) -> list[tuple[str, int, str, dict]]:
             for d in range(10):
                 text = template.format(c=colour, w=WORDS["en"][d], n=d)
                 out.append((text, d, f"{d}/{colour}",
+                            {"language": "en", "template": template, "colour": colour}))
+    if split == "train":
+        for template in COLOUR_ONLY_TEMPLATES:
+            for colour in COLOURS:
+                out.append((template.format(c=colour), -1, f"*/{colour}",
                             {"language": "en", "template": template, "colour": colour}))
     return out
