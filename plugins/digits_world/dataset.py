@@ -126,7 +126,9 @@ def _build_text(o: dict, arrays: dict, records: dict) -> None:
 
 
 def _build_audio(o: dict, arrays: dict, records: dict, workers: int | None) -> None:
-    """Synthetic speech for train/test (held-out voices), the 60 real recordings for 'real'."""
+    """SYNTHETIC speech for train/test: espeak-ng and flite clips through the simulated channel
+    (speech.py, channel.py), the test split in held-out voices; int16 on disk. The split
+    'real' lists the paths of the 60 REAL asterisk recordings, never used for training."""
     for split, per_class in zip(("train", "test"), o["counts"]["audio"]):
         plans = speech.plan_clips(per_class * 10, split, o["seed"])
         rendered = speech.render_all(plans, workers) if plans else []
@@ -145,7 +147,8 @@ def _build_audio(o: dict, arrays: dict, records: dict, workers: int | None) -> N
 
 
 def _build_simulated(o: dict, arrays: dict, records: dict, modality: str) -> None:
-    """IMU, depth or thermal from Hershey glyphs; test fonts are never used in train."""
+    """SIMULATED IMU, depth or thermal from Hershey glyphs (imu.py, depth.py, thermal.py
+    explain how); test fonts are never used in train."""
     from mmbind_plugins.digits_world.depth import simulate_depth
     from mmbind_plugins.digits_world.imu import simulate_imu
     from mmbind_plugins.digits_world.thermal import simulate_thermal

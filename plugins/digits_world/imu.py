@@ -117,7 +117,10 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def simulate_imu(font: str, digit: int, rng: np.random.Generator, length: int = 256,
                  rate: int = 100) -> np.ndarray:
-    """One simulated pen-IMU recording (6, length) float32 of the digit in the given font."""
+    """One SIMULATED pen-IMU recording, (6, length) float32, of the digit in the given font:
+    styled glyph path -> pen-down/pen-up motion -> pen orientation -> sensor on the barrel
+    (specific force and angular rate at 1 kHz, averaged to `rate`) -> bias, scale error and
+    noise. The module docstring gives the numbers."""
     strokes = styled_strokes(font, digit, rng)
     step = SIM_RATE // rate
     total = length * step / SIM_RATE + 0.01

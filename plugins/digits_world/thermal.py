@@ -22,6 +22,9 @@ from mmbind_plugins.digits_world.glyphs import rasterise, styled_strokes
 
 def simulate_thermal(font: str, digit: int, rng: np.random.Generator,
                      size: int = 32) -> np.ndarray:
+    """One SIMULATED 8-bit thermal frame (size, size) uint8: heated-wire digit on a cooler
+    board with a diffusion halo -> optics blur and vignetting -> fixed-pattern and temporal
+    noise -> automatic gain control. The module docstring gives the numbers."""
     from scipy.ndimage import gaussian_filter
 
     strokes = styled_strokes(font, digit, rng)
