@@ -77,6 +77,19 @@ def bench_recipe(run_dir: Path, image_size: int = 96, **bind: Any):
     return parse_recipe(data, "benchmarks/bench")
 
 
+def add_threads_option(parser) -> None:
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (0: torch's default). On a shared machine one "
+                             "thread gives steadier timings: a team of threads waits for its slowest member")
+
+
+def apply_threads(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     out = function()

@@ -1,6 +1,6 @@
 """The trainer's time per step against a minimal hand-written PyTorch loop, in one run.
 
-    python benchmarks/loop_overhead.py [--steps 8] [--batch 128] [--epochs 8]
+    python benchmarks/loop_overhead.py [--steps 8] [--batch 128] [--epochs 8] [--threads N]
 
 Both run the same modules (the bench recipe's digits-cnn tower + linear head, the frozen
 EfficientNet-Lite0 anchor's cached embeddings), the same InfoNCE loss and the same AdamW on the
@@ -11,8 +11,10 @@ step, scheduler, logging), so model building and the anchor-cache fill are left 
 load its batches, the hand loop does not. The target applies to eval transforms ([modalities.digits]
 augment = false; the trainer then transforms each input once and reuses it); configurations
 with augmentation on are reported beside it, for their data_wait_share.
-The two alternate epoch by epoch (the hand loop runs in the trainer's checkpoint hook, outside
-the timed loop), so each pair shares the machine's load; the ratio is the median over epochs of
+The two alternate so that each pair of timings shares the machine's load: with num_workers = 0
+step by step (a hand step runs in the trainer's per-step metrics hook and its time is taken
+out of the trainer's epoch time), with workers epoch by epoch (in the checkpoint hook, so the
+workers cannot prefetch during hand steps). The ratio is the median over epochs of
 (trainer s/step) / (hand loop s/step); target <= 1.05. Reported for num_workers = 0 and 1,
 with the trainer's data_wait_share (time blocked in next(loader) / epoch time).
 The last line is one JSON object.
@@ -41,24 +43,32 @@ def recipe_for(tmp: Path, name: str, workers: int, steps: int, batch: int, epoch
     return recipe
 
 
-def interleaved(recipe, data, hand: "HandLoop") -> list[dict]:
-    """Train with the real Trainer; after each epoch (in its checkpoint hook, outside the timed
-    epoch loop) run the hand loop for as many steps, so each pair of timings shares the
-    machine's conditions."""
+def interleaved(recipe, data, hand: "HandLoop", by_step: bool) -> list[dict]:
+    """Train with the real Trainer and run the hand loop in between, so each pair of timings
+    shares the machine's load. by_step: one hand step after every trainer step (inside the
+    trainer's per-step metrics hook; its time is taken out of the trainer's epoch time).
+    Otherwise one hand epoch after every trainer epoch (in the checkpoint hook, outside the
+    timed loop); used with loader workers, which would otherwise prefetch during hand steps."""
     from mmbind.train import Trainer
 
-    hand_times: list[float] = []
+    pairs: list[dict] = []
+    inside = {"seconds": 0.0, "steps": 0}
 
     class PairedTrainer(Trainer):
-        def save_checkpoint(self, *args, **kwargs):
-            hand_times.append(hand.seconds_per_step())
-            return super().save_checkpoint(*args, **kwargs)
+        def _log(self, record):
+            super()._log(record)
+            if by_step and record["stage"] == "bind":
+                inside["seconds"] += hand.seconds_per_step(steps=1)
+                inside["steps"] += 1
+            elif record["stage"] == "bind_epoch":
+                trainer = (record["seconds"] - inside["seconds"]) / record["steps"]
+                hand_time = inside["seconds"] / inside["steps"] if by_step else hand.seconds_per_step()
+                pairs.append({"trainer": trainer, "hand": hand_time, "data_wait_share":
+                              record["data_wait_share"] * record["seconds"] / (trainer * record["steps"])})
+                inside.update(seconds=0.0, steps=0)
 
     PairedTrainer(recipe, data=data, progress=False).fit()
-    records = [json.loads(x) for x in (Path(recipe.output_dir) / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in records if r["stage"] == "bind_epoch"]
-    return [{"trainer": r["seconds"] / r["steps"], "hand": h, "data_wait_share": r["data_wait_share"]}
-            for r, h in zip(epochs, hand_times)]
+    return pairs
 
 
 class HandLoop:
@@ -91,21 +101,25 @@ class HandLoop:
             [{"params": [p for p in params if p.ndim >= 2], "weight_decay": recipe.bind.weight_decay},
              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=recipe.bind.lr)
         self.loss = InfoNCELoss()
+        self.next = 0
         binder.train()
 
-    def seconds_per_step(self, passes: int = 1) -> float:
+    def seconds_per_step(self, steps: int | None = None) -> float:
+        """Run ``steps`` steps (default: one pass over the batches), cycling through the batches."""
         import torch.nn.functional as F
 
+        steps = steps or len(self.batches)
         start = time.perf_counter()
-        for _ in range(passes):
-            for part in self.batches:
-                self.optimizer.zero_grad(set_to_none=True)
-                other = F.normalize(self.head(self.encoder(part["inputs"])), dim=-1)
-                anchor = self.table[part["anchor_index"]]
-                loss = self.loss(anchor, other, self.log_scale.exp())
-                loss.backward()
-                self.optimizer.step()
-        return (time.perf_counter() - start) / (passes * len(self.batches))
+        for _ in range(steps):
+            part = self.batches[self.next % len(self.batches)]
+            self.next += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            other = F.normalize(self.head(self.encoder(part["inputs"])), dim=-1)
+            anchor = self.table[part["anchor_index"]]
+            loss = self.loss(anchor, other, self.log_scale.exp())
+            loss.backward()
+            self.optimizer.step()
+        return (time.perf_counter() - start) / steps
 
 
 def main() -> None:
@@ -113,7 +127,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="steps per epoch")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=8, help="epochs per configuration (the first warms up)")
+    _common.add_threads_option(parser)
     args = parser.parse_args()
+    _common.apply_threads(args)
     out = _common.Printer()
     _common.register_bench_plugin()
     data = _common.mnist_digits(n_images=1000, n_scans=1500)
@@ -125,7 +141,7 @@ def main() -> None:
         for workers, augment in ((0, False), (1, False), (0, True), (1, True)):
             name = f"num_workers={workers}" + (", augmented" if augment else "")
             recipe = recipe_for(tmp, f"w{workers}-{augment}", workers, args.steps, args.batch, args.epochs, augment)
-            pairs = interleaved(recipe, data, hand)[1:]  # the first epoch warms up
+            pairs = interleaved(recipe, data, hand, by_step=workers == 0)[1:]  # the first epoch warms up
             ratios = [p["trainer"] / p["hand"] for p in pairs]
             for i, p in enumerate(pairs):
                 out(f"{name} epoch {i + 2}: trainer {p['trainer'] * 1000:.1f} ms/step, "
