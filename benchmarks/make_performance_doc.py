@@ -36,9 +36,9 @@ def section(name: str, result: dict) -> list[str]:
              f"**{'met' if result['met'] else 'missed'}**.", "",
              summary.strip(), "", rest.strip(), "",
              f"Usage: `{usage.strip()}`", "",
-             f"Measured {result['measured']} with `{result['command']}` "
+             f"Measured {result['measured']} with `{result['command'].replace(str(HERE.parent) + '/', '')}` "
              f"(torch threads: {result['machine']['torch_threads']}, 1-minute load average at the end: "
-             f"{result['machine']['load_average_1min']}).", ""]
+             f"{result['machine']['load_average_1min']:.2f}).", ""]
     if "setup" in result:
         lines += ["| setting | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in result["setup"].items()]
@@ -70,13 +70,12 @@ def write_doc() -> Path:
     lines.append("")
     for name, result in found.items():
         lines += section(name, result)
-    machines = {json.dumps(r["machine"], sort_keys=True) for r in found.values()}
+    machines = {(m["platform"], m["cpus"], m["python"], m["torch"])
+                for m in (r["machine"] for r in found.values())}
     lines += ["## Machine", ""]
-    for machine in machines:
-        m = json.loads(machine)
-        lines.append(f"- {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, torch {m['torch']} "
-                     f"({m['torch_threads']} threads); 1-minute load average at the end of a run: "
-                     f"{m['load_average_1min']}")
+    for platform_name, cpus, python, torch_version in sorted(machines):
+        lines.append(f"- {platform_name}, {cpus} CPUs, Python {python}, torch {torch_version}; shared with "
+                     f"other work (each section gives the load average at the end of its run)")
     lines.append("")
     DOC.write_text("\n".join(lines))
     return DOC
