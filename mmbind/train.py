@@ -143,6 +143,17 @@ def _nbytes(item: Any) -> int:
     return len(item) if isinstance(item, (str, bytes)) else 64
 
 
+def _prepare_one_thread(binder: Binder, inputs, modality: str) -> Any:
+    """Binder.prepare with one torch thread (see BindDataset.__getitems__: per-sample
+    transforms run faster that way)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return binder.prepare(inputs, modality)
+    finally:
+        torch.set_num_threads(threads)
+
+
 class PlanSampler:
     """A batch sampler whose batches are replaced every epoch, so one DataLoader (and its
     persistent workers) serves the whole stage."""
@@ -375,10 +386,10 @@ class Trainer:
             if frozen and not tower.augment and self.cfg.anchor_cache:
                 encoder = self.binder.encoders[m].eval()
                 inputs = self.train_split[m].inputs
-                with torch.no_grad():
+                with torch.no_grad(), self.autocast:
                     features[m] = torch.cat([
-                        encoder(to_device(self.binder.prepare(inputs[i:i + 256], m), self.device)).float()
-                        for i in range(0, len(inputs), 256)])
+                        encoder(to_device(_prepare_one_thread(self.binder, inputs[i:i + 256], m), self.device))
+                        .float() for i in range(0, len(inputs), 256)])
         return features
 
     def setup_bind(self, state: dict | None = None) -> None:
@@ -400,14 +411,15 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.losses.load_state_dict(state["losses"])
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                         if cfg.precision == "bf16" else nullcontext())
         self.features = self.frozen_features()
-        self.towers = {m: dist.wrap(binder.heads[m] if m in self.features
-                                    else Tower(binder.encoders[m], binder.heads[m]), self.device)
+        # a tower with precomputed encoder features trains its head alone (still l2-normalised)
+        self.towers = {m: dist.wrap(Tower(nn.Identity() if m in self.features else binder.encoders[m],
+                                          binder.heads[m]), self.device)
                        for m in self.recipe.bound}
         # temperatures and loss parameters live outside the DDP towers: averaged by hand
         self.shared_params = [binder.log_scales[m] for m in self.recipe.bound] + list(self.losses.parameters())
-        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
-                         if cfg.precision == "bf16" else nullcontext())
         self.cache = self.anchor_embeddings()
 
     def bind(self, state: dict | None) -> None:

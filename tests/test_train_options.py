@@ -215,3 +215,17 @@ def test_inputs_of_towers_without_augmentation_are_transformed_once(toy_plugin, 
         assert not all(torch.equal(a[4], b[4]) for a, b in zip(first, dataset.__getitems__(
             [(m, j, a, 124) for m, j, a, _ in items])))  # the augmented anchor changes with the seed
         loads.clear()
+
+
+def test_precomputed_frozen_features_give_the_loss_of_the_full_tower(toy_plugin, tmp_path):
+    """A frozen, unaugmented tower trains its head on encoder features computed once; its
+    embeddings must still be l2-normalised, so the loss equals the one of the full tower."""
+    tower = {"freeze_encoder": True, "augment": False}
+    results = {}
+    for cached in (True, False):  # anchor_cache = false also turns the precomputation off
+        trainer = ready_trainer(recipe_from(toy_plugin, tmp_path, tower=tower, anchor_cache=cached), dropout=False)
+        assert set(trainer.features) == ({"toy-b"} if cached else set())
+        results[cached] = trainer.forward_backward(first_batch(trainer))["toy-b"].item(), grads(trainer)
+    assert results[True][0] == pytest.approx(results[False][0], rel=1e-5)
+    for key, want in results[False][1].items():
+        torch.testing.assert_close(results[True][1][key], want, rtol=1e-4, atol=1e-6, msg=key)
