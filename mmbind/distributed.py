@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import sys
 from typing import Iterable, Sequence
 
 import torch
@@ -62,14 +63,45 @@ def init_from_env(device: str = "cpu", timeout_minutes: float = 30.0) -> torch.d
                                f"launch with `torchrun --nproc_per_node=N -m mmbind ...`")
         backend = "nccl" if target.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes))
+        sys.excepthook = _note_failure(sys.excepthook)
         atexit.register(shutdown)
     return target
 
 
-def shutdown() -> None:
-    """Leave the process group (registered at exit by init_from_env)."""
-    if is_distributed():
-        dist.destroy_process_group()
+_failed = False
+
+
+def _note_failure(hook):
+    def excepthook(*args):
+        global _failed
+        _failed = True
+        hook(*args)
+
+    return excepthook
+
+
+def shutdown(timeout_seconds: float = 60.0) -> None:
+    """Leave the process group (registered at exit by init_from_env).
+
+    On a normal exit the ranks first meet (so none tears down connections another still
+    uses), and garbage is collected while the interpreter is fully alive: gloo work objects
+    holding tensors must not be freed during interpreter finalisation. After an uncaught
+    exception the meeting is skipped (the other ranks may never come; torchrun stops them).
+    """
+    if not is_distributed():
+        return
+    import gc
+
+    if not _failed and world_size() > 1:
+        try:
+            if dist.get_backend() == "gloo":  # the only backend with a barrier that times out
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=timeout_seconds))
+            else:
+                dist.barrier()
+        except RuntimeError:
+            pass  # a rank left early; leave anyway
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def barrier() -> None:
