@@ -37,6 +37,7 @@ class TowerConfig:
     learn_temperature: bool = True
     freeze_encoder: bool = False
     augment: bool = True
+    loss_options: dict[str, Any] = field(default_factory=dict)  # over [bind] loss_options, this tower only
 
 
 @dataclass

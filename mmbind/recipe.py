@@ -207,6 +207,14 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
         source=source, raw=data, **scalars,
     )
     v.plugin("loss", recipe.bind.loss, "[bind] loss")
+    for modality in recipe.bound:  # loss options are checked now, not when binding starts
+        options = {**recipe.bind.loss_options, **towers[modality].loss_options}
+        if options:
+            where = f"[modalities.{modality}] loss_options" if towers[modality].loss_options else "[bind] loss_options"
+            try:
+                mmbind.create_loss(recipe.bind.loss, **options)
+            except (TypeError, ValueError) as error:
+                raise v.fail(where, f"loss {recipe.bind.loss!r} rejects {options!r}: {error}") from None
     for template in recipe.eval.templates:
         if "{}" not in str(template):
             raise v.fail("[eval] templates", f"each template needs a '{{}}' for the class name, got {template!r}")

@@ -17,14 +17,16 @@ import toy_plugin  # noqa: E402
 from mmbind import distributed as dist  # noqa: E402
 from mmbind import plugins  # noqa: E402
 
-CONFIGS = [  # (name, loss, accumulation_steps, head)
-    ("infonce", "infonce", 1, "mlp"),
-    ("infonce-gradcache", "infonce", 2, "mlp"),
-    ("siglip", "siglip", 1, "linear"),
+CONFIGS = [  # (name, loss, loss_options, accumulation_steps, head)
+    ("infonce", "infonce", {}, 1, "mlp"),
+    ("infonce-gradcache", "infonce", {}, 2, "mlp"),
+    ("infonce-label-positives", "infonce", {"positives": "label"}, 1, "mlp"),
+    ("siglip", "siglip", {}, 1, "linear"),
 ]
 
 
-def one_step(out: Path, global_batch: int, loss: str, accumulation: int, head: str) -> dict[str, torch.Tensor]:
+def one_step(out: Path, global_batch: int, loss: str, loss_options: dict, accumulation: int,
+             head: str) -> dict[str, torch.Tensor]:
     from mmbind.binder import Binder
     from mmbind.pairing import pair_index
     from mmbind.recipe import parse_recipe
@@ -35,7 +37,7 @@ def one_step(out: Path, global_batch: int, loss: str, accumulation: int, head: s
     data["anchor"].pop("pretrain")
     data["modalities"]["toy-b"].update(head=head, augment=False)
     data["bind"].update(batch_size=global_batch // dist.env_world_size(), loss=loss,
-                        accumulation_steps=accumulation)
+                        loss_options=loss_options, accumulation_steps=accumulation)
     recipe = parse_recipe(data, "toy.toml")
     trainer = Trainer(recipe, progress=False)
     torch.manual_seed(0)
@@ -63,8 +65,8 @@ def main() -> None:
     out, global_batch = Path(sys.argv[1]), int(sys.argv[2])
     plugins.pm.register(toy_plugin, name="toy")
     plugins.reset()
-    for name, loss, accumulation, head in CONFIGS:
-        result = one_step(out, global_batch, loss, accumulation, head)
+    for name, loss, loss_options, accumulation, head in CONFIGS:
+        result = one_step(out, global_batch, loss, loss_options, accumulation, head)
         if dist.is_main():
             save_file(result, str(out / f"{name}-world{dist.world_size()}.safetensors"))
     dist.barrier()  # leave together: a rank exiting early closes the others' connections

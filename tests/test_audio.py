@@ -216,6 +216,12 @@ def test_collate_and_cnn_encoders(audio):
         torch.testing.assert_close(out, per_clip, atol=1e-5, rtol=1e-5)
     small = mmbind.create_encoder("audio-cnn-small", output_dim=64)
     assert small(batch).shape == (2, 64)
+    double = mmbind.create_encoder("audio-cnn-tiny", convs=2).eval()  # two 3x3 convs per stage
+    assert 220_000 < sum(p.numel() for p in double.parameters()) < 250_000
+    with torch.no_grad():
+        assert double(batch).shape == (2, 256)
+    with pytest.raises(ValueError, match="convs=0"):
+        mmbind.create_encoder("audio-cnn-tiny", convs=0)
 
 
 def test_vit_base_is_imagebind_sized(audio):

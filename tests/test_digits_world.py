@@ -28,6 +28,20 @@ def world(roots):
     return dataset.load_digits_world(roots[0], seed=3, **SMALL)
 
 
+def test_simulated_counts_extend_the_same_samples(tmp_path):
+    quick = dict(n_per_class=3, audio_per_class=0, audio_test_per_class=0)
+    more = dataset.load_digits_world(tmp_path, seed=3, **quick)
+    fewer = dataset.load_digits_world(tmp_path, seed=3, **quick, simulated_per_class=2)
+    for modality in ("imu", "depth", "thermal"):
+        train, small = more.splits["train"][modality], fewer.splits["train"][modality]
+        assert len(small) == 20 and len(train) == 30
+        # a sample's random draws come from its index: the smaller set is a prefix of the larger
+        assert all(np.array_equal(a, b) for a, b in zip(small.inputs, train.inputs))
+        assert len(fewer.splits["test"][modality]) == len(more.splits["test"][modality])
+    with pytest.raises(ValueError, match="simulated_per_class"):
+        dataset.load_digits_world(tmp_path, simulated_per_class=0)
+
+
 def _folder(root: Path) -> Path:
     (folder,) = [p for p in root.iterdir() if p.name.startswith("digits-world-")]
     return folder

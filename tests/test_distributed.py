@@ -43,7 +43,7 @@ def test_two_processes_give_the_gradients_of_one_process_on_the_global_batch(tmp
     assert single.returncode == 0, single.stderr[-3000:]
     torchrun(worker, str(tmp_path), "64")
     reference = load_file(tmp_path / "infonce-world1.safetensors")
-    for name in ("infonce", "infonce-gradcache", "siglip"):
+    for name in ("infonce", "infonce-gradcache", "infonce-label-positives", "siglip"):
         one = load_file(tmp_path / f"{name}-world1.safetensors")
         two = load_file(tmp_path / f"{name}-world2.safetensors")
         assert one.keys() == two.keys() and "grad/log_scales.toy-b" in one

@@ -23,6 +23,24 @@ def test_infonce_is_the_mean_of_both_cross_entropies():
     assert loss.item() == pytest.approx((a_to_b + b_to_a) / 2, rel=1e-6)
 
 
+def test_infonce_with_label_positives_spreads_the_target_over_same_class_pairs():
+    s = 2.0
+    labels = torch.tensor([3, 3])  # both pairs share the class: each row's target is [1/2, 1/2]
+    # rows of a @ b.T = [[1, .6], [0, .8]] and of b @ a.T = [[1, 0], [.6, .8]]
+    soft = lambda row: lse(*(s * x for x in row)) - sum(s * x for x in row) / 2
+    expected = (soft([1, .6]) + soft([0, .8]) + soft([1, 0]) + soft([.6, .8])) / 4
+    loss = mmbind.create_loss("infonce", positives="label")(A, B, torch.tensor(s), labels)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # with distinct labels it is plain InfoNCE
+    plain = mmbind.create_loss("infonce")(A, B, torch.tensor(s))
+    distinct = mmbind.create_loss("infonce", positives="label")(A, B, torch.tensor(s), torch.tensor([0, 1]))
+    assert distinct.item() == pytest.approx(plain.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="positives"):
+        mmbind.create_loss("infonce", positives="class")
+    with pytest.raises(ValueError, match="labels"):
+        mmbind.create_loss("infonce", positives="label")(A, B, torch.tensor(s))
+
+
 def test_siglip_sums_log_sigmoid_over_every_pair():
     s, bias = 3.0, -1.0
     sims = [[1, .6], [0, .8]]

@@ -276,6 +276,23 @@ def test_depth_disparity_formula_and_options(tmp_path):
     assert train.shape == (1, 32, 32)
 
 
+def test_depth_detrend_keeps_the_relief_and_drops_the_plane_and_holes():
+    v, u = np.mgrid[0:32, 0:32]
+    # A tilted plane at 1.2-1.7 m (a plane's inverse depth is affine in the pixel coordinates)
+    depth = (1.0 / (0.6 + 0.005 * u + 0.003 * v)).astype(np.float32)
+    depth[10:20, 10:20] -= 0.05  # a 5 cm raised square
+    depth[2, 2] = depth[30, 5] = 0.0  # two holes (no reading)
+    out = run("depth", depth, size=32, input="depth_m", detrend=True)[0]
+    assert out.shape == (32, 32) and torch.isfinite(out).all()
+    assert out[2, 2] == 0 and out[30, 5] == 0  # holes sit at the mean, not at the nearest depth
+    inside, outside = out[11:19, 11:19], out[22:, 22:]
+    assert inside.min() > 1.0 and outside.abs().max() < 1.0  # the square stands out, the tilt is gone
+    plain = run("depth", depth, size=32, input="depth_m")[0]
+    assert plain[2, 2] > 20  # without detrend a hole is the largest disparity there is
+    train = modality("depth").transform(train=True, size=32, detrend=True)(depth)
+    assert train.shape == (1, 32, 32) and torch.isfinite(train).all()
+
+
 def test_depth_bad_inputs(tmp_path, depth_files):
     folder, metres = depth_files
     load = modality("depth").load

@@ -30,6 +30,10 @@ def test_valid_recipe_resolves_defaults(toy_plugin, tmp_path):
     ('encoder = "toy-a-mlp"', 'encoder = "toy-b-mlp"', r"'toy-b-mlp' encodes 'toy-b', not 'toy-a'"),
     ("warmup_steps = 5", 'warmup_steps = 5\nloss = "infonse"', r"\[bind\] loss: unknown loss 'infonse'"),
     ("[modalities.toy-b]", "[modalities.sonar]", r"unknown field 'sonar'.*allowed: toy-a, toy-b"),
+    ('head = "mlp"', 'head = "mlp"\nloss_options = { positives = "class" }',
+     r"\[modalities.toy-b\] loss_options: loss 'infonce' rejects \{'positives': 'class'\}.*'pair' or 'label'"),
+    ("warmup_steps = 5", "warmup_steps = 5\nloss_options = { margin = 1 }",
+     r"\[bind\] loss_options: loss 'infonce' rejects \{'margin': 1\}"),
 ])
 def test_errors_name_the_field_and_what_is_allowed(toy_plugin, tmp_path, old, new, message):
     text = recipe_text(toy_plugin, tmp_path)
@@ -52,3 +56,20 @@ def test_overrides_use_dotted_keys(toy_plugin, tmp_path):
     path.write_text(recipe_text(toy_plugin, tmp_path))
     recipe = load_recipe(path, {"bind.epochs": 7, "modalities.toy-b.temperature": 0.05})
     assert recipe.bind.epochs == 7 and recipe.towers["toy-b"].temperature == 0.05
+
+
+def test_every_recipe_field_is_documented():
+    """docs/recipes.md names every field that the schema accepts."""
+    import re
+    from dataclasses import fields
+    from pathlib import Path
+
+    from mmbind.binder import TowerConfig
+    from mmbind.recipe import BindConfig, EmbedConfig, EvalConfig, PretrainConfig
+
+    doc = (Path(__file__).parent.parent / "docs" / "recipes.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", doc, flags=re.M))
+    schema = {"name", "seed", "output_dir", "device", "dataset", "options", "modality"}
+    for cls in (TowerConfig, PretrainConfig, BindConfig, EvalConfig, EmbedConfig):
+        schema |= {f.name for f in fields(cls)}
+    assert schema - documented == set(), f"fields missing from docs/recipes.md: {sorted(schema - documented)}"

@@ -288,6 +288,18 @@ def start_writer(path: Path, n: int, batch: int, sleep: float = 0.0, collection:
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def read_commits(writer: subprocess.Popen, commits: int) -> str:
+    """The writer's output up to its ``commits``-th commit line of this run (or its end)."""
+    lines = []
+    while commits > 0:
+        line = writer.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        commits -= line.startswith("committed ")
+    return "".join(lines)
+
+
 def committed_lines(text: str) -> list[int]:
     return [int(m) for m in re.findall(r"^committed (\d+)$", text, re.M)]
 
@@ -396,9 +408,17 @@ def kill_loop(tmp_path: Path, iterations: int, seed: int, n: int = 6000, batch: 
             path.unlink(missing_ok=True)
             stats["fresh_files"] += 1
         writer = start_writer(path, n, batch)
-        time.sleep(float(rng.uniform(0.0, 1.2)))
+        # The moment is drawn in progress, not in seconds, so it does not depend on the machine's
+        # speed: a quarter of the kills in the first half second (start-up, opening, the first
+        # commits), the rest while the next batch is written after 1-40 commits of this run.
+        seen = ""
+        if rng.random() < 0.25:
+            time.sleep(float(rng.uniform(0.0, 0.5)))
+        else:
+            seen = read_commits(writer, int(rng.integers(1, 41)))
         writer.send_signal(signal.SIGKILL)
         out, err = writer.communicate(timeout=60)
+        out = seen + out
         if writer.returncode == 0:
             break
         assert writer.returncode == -signal.SIGKILL, err

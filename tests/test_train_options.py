@@ -92,10 +92,11 @@ def grads(trainer) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in named if p.grad is not None}
 
 
-@pytest.mark.parametrize("loss,k", [("infonce", 4), ("siglip", 3)])
-def test_grad_cache_gives_the_full_batch_gradient(toy_plugin, tmp_path, loss, k):
-    full = distributed_worker.one_step(tmp_path, 64, loss, 1, "mlp")
-    cached = distributed_worker.one_step(tmp_path, 64, loss, k, "mlp")
+@pytest.mark.parametrize("loss,options,k", [("infonce", {}, 4), ("infonce", {"positives": "label"}, 2),
+                                             ("siglip", {}, 3)])
+def test_grad_cache_gives_the_full_batch_gradient(toy_plugin, tmp_path, loss, options, k):
+    full = distributed_worker.one_step(tmp_path, 64, loss, options, 1, "mlp")
+    cached = distributed_worker.one_step(tmp_path, 64, loss, options, k, "mlp")
     assert full.keys() == cached.keys() and len(full) > 5
     for key in full:
         torch.testing.assert_close(cached[key], full[key], rtol=1e-4, atol=1e-6, msg=key)

@@ -42,10 +42,11 @@ def example_inputs() -> list:
 
 
 def _cnn(widths: tuple[int, ...]):
-    def factory(output_dim: int = 256, dropout: float = 0.1, widths: list[int] | tuple[int, ...] = widths):
+    def factory(output_dim: int = 256, dropout: float = 0.1, widths: list[int] | tuple[int, ...] = widths,
+                convs: int = 1):
         from mmbind_plugins.audio.encoders import audio_cnn
 
-        return audio_cnn(tuple(widths), output_dim=output_dim, dropout=dropout)
+        return audio_cnn(tuple(widths), output_dim=output_dim, dropout=dropout, convs=convs)
 
     return factory
 

@@ -40,20 +40,26 @@ class SpectrogramCNN(nn.Module):
     """3x3 conv + BatchNorm + ReLU + 2x2 max-pool per stage, global average pool, linear.
 
     Max-pooling (not stride-2 convs) keeps the fine frequency detail of the first layer, which
-    matters for telling spoken words apart. widths (16, 32, 64, 96) give ~100k parameters.
+    matters for telling spoken words apart. widths (16, 32, 64, 96) give ~100k parameters with one
+    conv per stage, ~235k with ``convs=2`` (which learns spoken digits several times faster).
     """
 
-    def __init__(self, widths: Sequence[int] = (16, 32, 64, 96), output_dim: int = 256, dropout: float = 0.1) -> None:
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 96), output_dim: int = 256, dropout: float = 0.1,
+                 convs: int = 1) -> None:
         super().__init__()
         if not widths:
             raise ValueError("audio CNN needs at least one stage width")
+        if convs < 1:
+            raise ValueError(f"audio CNN option convs={convs!r}: expected an integer >= 1 (convs per stage)")
         self.output_dim = int(output_dim)
         layers: list[nn.Module] = []
         channels = 1
         for width in widths:
-            layers += [nn.Conv2d(channels, int(width), 3, padding=1, bias=False), nn.BatchNorm2d(int(width)),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
-            channels = int(width)
+            for _ in range(int(convs)):
+                layers += [nn.Conv2d(channels, int(width), 3, padding=1, bias=False), nn.BatchNorm2d(int(width)),
+                           nn.ReLU(inplace=True)]
+                channels = int(width)
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, self.output_dim)
@@ -110,8 +116,8 @@ class SpectrogramViT(nn.Module):
         return self.transformer(patches.transpose(1, 2))
 
 
-def audio_cnn(widths: Sequence[int], output_dim: int = 256, dropout: float = 0.1) -> ClipAveraged:
-    return ClipAveraged(SpectrogramCNN(widths, output_dim, dropout))
+def audio_cnn(widths: Sequence[int], output_dim: int = 256, dropout: float = 0.1, convs: int = 1) -> ClipAveraged:
+    return ClipAveraged(SpectrogramCNN(widths, output_dim, dropout, convs))
 
 
 def audio_vit(**options) -> ClipAveraged:

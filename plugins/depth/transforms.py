@@ -6,6 +6,12 @@
 3. Omnivore's DepthNorm: clamp to [0.01, max_disparity = 75], divide by 75;
 4. bicubic short-side resize to ``size``, center crop (train: mild random geometry instead);
 5. (x - 0.0418) / 0.0295, the normalisation published with this pipeline (Omnivore, ViT-Lens).
+
+``detrend=True`` (off by default; for small CPU models) replaces step 5: the least-squares plane
+through the valid pixels (depth > 0) is subtracted, the residual divided by its standard deviation,
+and pixels with no reading set to 0. What is left is the surface relief, free of the distance and
+tilt of the dominant plane and of the no-reading spikes that otherwise sit ~30 standard deviations
+above everything else (0 m clips to the nearest depth, so it reads as the largest disparity).
 """
 from __future__ import annotations
 
@@ -31,7 +37,8 @@ class DepthTransform:
     def __init__(self, train: bool = False, size: int = 224, input: str = "auto", fx: float = NYU_FX_PX,
                  baseline: float = KINECT_BASELINE_M, min_depth: float = 0.01, max_depth: float = 50.0,
                  max_disparity: float = 75.0, mean: float = DEPTH_MEAN, std: float = DEPTH_STD,
-                 crop_scale: float = 0.8, degrees: float = 10.0, translate: float = 0.05) -> None:
+                 crop_scale: float = 0.8, degrees: float = 10.0, translate: float = 0.05,
+                 detrend: bool = False) -> None:
         if input != "auto" and input not in KINDS:
             raise ValueError(f"depth option input must be 'auto' or one of {KINDS}, got {input!r}")
         if fx <= 0 or baseline <= 0 or not 0 < min_depth < max_depth or max_disparity <= 0 or std <= 0:
@@ -43,6 +50,7 @@ class DepthTransform:
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         self.max_disparity = float(max_disparity)
         self.mean, self.std = float(mean), float(std)
+        self.detrend = bool(detrend)
         self.augment = SpatialAugment(self.size, crop_scale, degrees, translate) if self.train else None
 
     def disparity(self, depth: DepthMap) -> np.ndarray:
@@ -65,7 +73,28 @@ class DepthTransform:
     def __call__(self, depth: Any) -> torch.Tensor:
         depth = load_depth(depth)
         disparity = np.clip(self.disparity(depth), 0.01, self.max_disparity) / self.max_disparity
+        if self.detrend:
+            disparity = relief(disparity, valid=depth.values > 0)  # 0 is no reading (depth or disparity)
         pixels = torch.from_numpy(disparity.astype(np.float32))[None]
         pixels = self.augment(pixels) if self.augment is not None else resize_center_crop(pixels, self.size)
+        if self.detrend:
+            return pixels
         pixels = pixels.clamp(0.01 / self.max_disparity, 1.0)  # DepthNorm's range: bicubic overshoot is not a disparity
         return (pixels - self.mean) / self.std
+
+
+def relief(disparity: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """The disparity minus its least-squares plane over the ``valid`` pixels, divided by the
+    residual's standard deviation; invalid pixels are 0. A map with fewer than 3 valid pixels is
+    all zeros."""
+    valid = np.isfinite(disparity) if valid is None else valid & np.isfinite(disparity)
+    out = np.zeros(disparity.shape, dtype=np.float64)
+    if valid.sum() < 3:
+        return out
+    v, u = np.nonzero(valid)
+    design = np.stack([u, v, np.ones_like(u)], axis=1).astype(np.float64)
+    values = disparity[valid].astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+    residual = values - design @ coef
+    out[valid] = residual / max(float(residual.std()), 1e-12)
+    return out

@@ -41,11 +41,13 @@ def default_root() -> Path:
 
 
 def _options(seed: int, size: int, n_per_class: int | None, audio_per_class: int,
-             audio_test_per_class: int, colours_per_image: int, imu_length: int,
-             imu_rate: int) -> dict[str, Any]:
+             audio_test_per_class: int, simulated_per_class: int, simulated_test_per_class: int,
+             colours_per_image: int, imu_length: int, imu_rate: int) -> dict[str, Any]:
     """The options that decide the data (hashed into the cache folder name), validated."""
     for name, value, least in [("size", size, 8), ("audio_per_class", audio_per_class, 0),
                                ("audio_test_per_class", audio_test_per_class, 0),
+                               ("simulated_per_class", simulated_per_class, 1),
+                               ("simulated_test_per_class", simulated_test_per_class, 1),
                                ("imu_length", imu_length, 16), ("imu_rate", imu_rate, 10)]:
         if not isinstance(value, int) or value < least:
             raise ValueError(f"digits-world option {name} must be an int >= {least}, got {value!r}")
@@ -62,7 +64,8 @@ def _options(seed: int, size: int, n_per_class: int | None, audio_per_class: int
         "image": (min(400, n or 400), min(100, max(1, (n or 400) // 4))),
         # the 8x8 scans: 35 per class for test, all the rest (139-148) for train
         "digits": (None, 35) if n is None else (min(n, 139), min(35, max(1, n // 4))),
-        "simulated": (n or 200, max(1, (n or 200) // 4)),
+        "simulated": ((simulated_per_class, simulated_test_per_class) if n is None else
+                      (min(n, simulated_per_class), min(simulated_test_per_class, max(1, n // 4)))),
         "audio": (audio_per_class, audio_test_per_class),
     }
     return {"version": DATA_VERSION, "seed": int(seed), "size": size, "counts": counts,
@@ -224,7 +227,8 @@ def to_binding_data(arrays: dict, manifest: dict) -> BindingData:
 
 def load_digits_world(root: str | Path | None = None, seed: int = 0, size: int = 32, *,
                       n_per_class: int | None = None, audio_per_class: int = 350,
-                      audio_test_per_class: int = 50, colours_per_image: int = 2,
+                      audio_test_per_class: int = 50, simulated_per_class: int = 500,
+                      simulated_test_per_class: int = 50, colours_per_image: int = 2,
                       imu_length: int = 256, imu_rate: int = 100, rebuild: bool = False,
                       workers: int | None = None) -> BindingData:
     """The digits world, built once from `seed` and cached under `root`.
@@ -232,13 +236,15 @@ def load_digits_world(root: str | Path | None = None, seed: int = 0, size: int =
     root: base cache folder (default $MMBIND_CACHE or ~/.cache/mmbind); the data goes into
     root/digits-world-v<version>-<seed>-<hash of options>. size: image/depth/thermal side.
     n_per_class: cap on samples per class and split (None = full size) for quick builds;
-    audio_per_class / audio_test_per_class: synthetic clips per digit. colours_per_image:
+    audio_per_class / audio_test_per_class: synthetic clips per digit; simulated_per_class /
+    simulated_test_per_class: IMU, depth and thermal samples per digit. colours_per_image:
     how many colourings of each MNIST train digit. imu_length samples at imu_rate Hz.
     rebuild=True rebuilds even if a cache exists. workers: TTS subprocesses in parallel.
     """
     global build_count
     options = _options(seed, size, n_per_class, audio_per_class, audio_test_per_class,
-                       colours_per_image, imu_length, imu_rate)
+                       simulated_per_class, simulated_test_per_class, colours_per_image,
+                       imu_length, imu_rate)
     folder = cache_folder(Path(root) if root is not None else default_root(), options)
     if rebuild or not cache.is_complete(folder):
         build_count += 1

@@ -14,13 +14,31 @@ class InfoNCELoss(nn.Module):
 
     Local-loss form (OpenCLIP): local features against the gathered global features, labels
     offset by rank * local batch; identical to the single-process loss on the global batch.
+
+    ``positives="pair"`` (default, CLIP and ImageBind): only the pair itself is a positive.
+    ``positives="label"``: every pair in the batch that shares the class label is a positive, with
+    the target mass spread evenly over them (UniCL / SupCon targets). For data paired by concept,
+    as in the digits world, the other samples of the same concept are not negatives, and treating
+    them so makes the gradient noisy.
     """
+
+    def __init__(self, positives: str = "pair"):
+        super().__init__()
+        if positives not in ("pair", "label"):
+            raise ValueError(f"infonce option positives={positives!r}: expected 'pair' or 'label'")
+        self.positives = positives
 
     def forward(self, anchor, other, logit_scale, labels=None):
         all_anchor, all_other = gather_with_grad(anchor), gather_with_grad(other)
         logits_a = logit_scale * anchor @ all_other.T
         logits_o = logit_scale * other @ all_anchor.T
-        targets = torch.arange(anchor.shape[0], device=anchor.device) + rank() * anchor.shape[0]
+        if self.positives == "label":
+            if labels is None:
+                raise ValueError("infonce with positives='label' needs the batch's class labels")
+            same = (labels[:, None] == gather_with_grad(labels)[None, :]).to(logits_a.dtype)
+            targets = same / same.sum(dim=1, keepdim=True)
+        else:
+            targets = torch.arange(anchor.shape[0], device=anchor.device) + rank() * anchor.shape[0]
         return (F.cross_entropy(logits_a, targets) + F.cross_entropy(logits_o, targets)) / 2
 
 
