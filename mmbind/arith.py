@@ -106,6 +106,11 @@ def tokenize(expr: str) -> list[Token]:
                 hint = ""
                 if tokens and tokens[-1].kind == "operand" and tokens[-1].pos + len(tokens[-1].text) == i - 1:
                     hint = f"; a value with spaces needs quotes, e.g. {tokens[-1].value[0]}:\"... {name.group()}\""
+                else:  # a bare file path, e.g. /data/7.wav or 7.wav
+                    start = tokens[-1].pos if tokens and tokens[-1].text == "/" and tokens[-1].pos == i - 1 else i
+                    path = expr[start:].split()[0]
+                    if "/" in path or "." in path:
+                        hint = f"; a file needs its modality in front, e.g. audio:{path}"
                 raise ArithSyntaxError(expr, j, f"expected ':' after {name.group()!r} "
                                                 f"({OPERAND_HELP}){hint}")
             j += 1

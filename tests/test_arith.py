@@ -122,6 +122,8 @@ def test_tokens_record_positions():
     ('"quoted"', 1, "must follow a modality"),
     ("1e999*audio:a", 1, "too large"),
     ("1e200*1e200*audio:a", 6, "overflows"),
+    ("/data/clips/7.wav", 6, "a file needs its modality in front, e.g. audio:/data/clips/7.wav"),
+    ("0.5*seven.wav", 10, "a file needs its modality in front, e.g. audio:seven.wav"),
 ])
 def test_syntax_errors_point_at_the_column(expression, column, expected):
     with pytest.raises(ArithSyntaxError) as info:
