@@ -69,7 +69,8 @@ def register_modalities(register):
 def register_encoders(register):
     register(mmbind.EncoderSpec(
         "audio-cnn-tiny", "audio", _cnn((16, 32, 64, 96)),
-        "~100k-parameter 2-D CNN on the log-mel clips, clip features averaged (CPU-friendly)"))
+        "~100k-parameter 2-D CNN on the log-mel clips, clip features averaged (CPU-friendly); "
+        "convs=2: two 3x3 convs per stage, ~235k"))
     register(mmbind.EncoderSpec(
         "audio-cnn-small", "audio", _cnn((32, 64, 128, 256)),
         "~0.45M-parameter 2-D CNN on the log-mel clips, clip features averaged"))
