@@ -90,6 +90,10 @@ class Recipe:
     def bound(self) -> list[str]:
         return [m for m in self.towers if m != self.anchor]
 
+    def loss_options(self, modality: str) -> dict[str, Any]:
+        """The loss options of one bound tower: [bind] loss_options, overridden by the tower's."""
+        return {**self.bind.loss_options, **self.towers[modality].loss_options}
+
     def binder_config(self) -> BinderConfig:
         return BinderConfig(self.anchor, self.towers)
 
@@ -208,7 +212,7 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     )
     v.plugin("loss", recipe.bind.loss, "[bind] loss")
     for modality in recipe.bound:  # loss options are checked now, not when binding starts
-        options = {**recipe.bind.loss_options, **towers[modality].loss_options}
+        options = recipe.loss_options(modality)
         if options:
             where = f"[modalities.{modality}] loss_options" if towers[modality].loss_options else "[bind] loss_options"
             try:

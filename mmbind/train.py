@@ -397,8 +397,7 @@ class Trainer:
         DDP-wrapped towers; after this, ``train_step`` can run on collated batches."""
         binder, cfg = self.binder, self.cfg
         self.losses = nn.ModuleDict({
-            m: mmbind.create_loss(cfg.loss, **{**cfg.loss_options, **self.recipe.towers[m].loss_options})
-            for m in self.recipe.bound}).to(self.device)
+            m: mmbind.create_loss(cfg.loss, **self.recipe.loss_options(m)) for m in self.recipe.bound}).to(self.device)
         params = [p for p in binder.parameters() if p.requires_grad] + list(self.losses.parameters())
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]

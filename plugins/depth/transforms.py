@@ -83,11 +83,10 @@ class DepthTransform:
         return (pixels - self.mean) / self.std
 
 
-def relief(disparity: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+def relief(disparity: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The disparity minus its least-squares plane over the ``valid`` pixels, divided by the
     residual's standard deviation; invalid pixels are 0. A map with fewer than 3 valid pixels is
     all zeros."""
-    valid = np.isfinite(disparity) if valid is None else valid & np.isfinite(disparity)
     out = np.zeros(disparity.shape, dtype=np.float64)
     if valid.sum() < 3:
         return out
