@@ -54,7 +54,7 @@ class BenchPlugin:
 
 
 def register_bench_plugin() -> None:
-    from mmbind import plugins
+    from mmbind.plugin import manager as plugins
 
     if plugins.pm.get_plugin("bench") is None:
         plugins.pm.register(BenchPlugin(), name="bench")

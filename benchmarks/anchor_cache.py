@@ -38,7 +38,7 @@ class UncachedSteps:
 
         from mmbind.binder import Binder
         from mmbind.pairing import pair_index
-        from mmbind.train import BindDataset, Trainer
+        from mmbind.training.trainer import BindDataset, Trainer
 
         self.trainer = Trainer(recipe, data=data, progress=False)
         torch.manual_seed(recipe.seed)
@@ -67,7 +67,7 @@ class UncachedSteps:
 
 
 def paired(recipe, data, uncached: UncachedSteps) -> tuple[list[dict], dict]:
-    from mmbind.train import Trainer
+    from mmbind.training.trainer import Trainer
 
     pairs: list[dict] = []
     fill: dict = {}

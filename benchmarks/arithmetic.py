@@ -1,7 +1,7 @@
 """Embedding arithmetic in the digits world, measured on a finished run.
 
 For test images of digit d in colour c and every other colour c2, two queries go through
-mmbind's arithmetic language (mmbind.arith.evaluate, ImageBind's rule: l2-normalise each operand,
+mmbind's arithmetic language (mmbind.search.expression.evaluate, ImageBind's rule: l2-normalise each operand,
 combine, normalise again) and search the run's stored test images:
   swap:  id:image/#<row> - text:"c" + text:"c2"   -> hit if the top results are d in colour c2
   add:   id:image/#<row> + text:"c2"              -> the same target
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbind.arith import evaluate
+from mmbind.search.expression import evaluate
 from mmbind.binder import Binder
-from mmbind.search import QueryResolver
-from mmbind.store import EmbeddingStore
+from mmbind.search.topk import QueryResolver
+from mmbind.store.store import EmbeddingStore
 
 
 def measure(run: Path, max_images: int, seed: int = 0) -> dict:

@@ -11,7 +11,7 @@ For each modality three loops embed the same files, interleaved batch by batch (
 goes first rotates), so that they share the machine's load; REPEATS runs, medians:
   forward  the model's forward passes alone, on batches preprocessed beforehand;
   bare     the minimal user loop: load + preprocess a batch (Binder.prepare), forward;
-  embed    what `mmbind embed` runs: mmbind.store_embed.embed_inputs into a fresh HDF5 store
+  embed    what `mmbind embed` runs: mmbind.store.ingest.embed_inputs into a fresh HDF5 store
            (content hashing, skip check, encode, crash-safe commit per batch), called per batch;
            opening the store and the binder's fingerprint (paid once per command) are counted.
 The target is embed / bare >= 0.9 (the store's cost); embed / forward is printed beside it (the
@@ -76,7 +76,7 @@ class Loops:
     """The three ways to embed one batch, timed batch by batch so that they share the load."""
 
     def __init__(self, binder, modality: str, store_path: Path):
-        from mmbind.store import EmbeddingStore
+        from mmbind.store.store import EmbeddingStore
 
         self.binder, self.modality = binder, modality
         self.seconds = {"forward": 0.0, "bare": 0.0, "embed": 0.0}
@@ -103,7 +103,7 @@ class Loops:
         self.seconds["bare"] += time.perf_counter() - start
 
     def embed(self, paths: list[str]) -> None:
-        from mmbind.store_embed import embed_inputs
+        from mmbind.store.ingest import embed_inputs
 
         start = time.perf_counter()
         result = embed_inputs(self.store, self.binder, self.modality, paths, modality=self.modality,

@@ -49,7 +49,7 @@ def interleaved(recipe, data, hand: "HandLoop", by_step: bool) -> list[dict]:
     trainer's per-step metrics hook; its time is taken out of the trainer's epoch time).
     Otherwise one hand epoch after every trainer epoch (in the checkpoint hook, outside the
     timed loop); used with loader workers, which would otherwise prefetch during hand steps."""
-    from mmbind.train import Trainer
+    from mmbind.training.trainer import Trainer
 
     pairs: list[dict] = []
     inside = {"seconds": 0.0, "steps": 0}
@@ -77,10 +77,10 @@ class HandLoop:
     def __init__(self, recipe, data):
         import torch
 
-        from mmbind.anchor_cache import AnchorCache
+        from mmbind.training.anchor_cache import AnchorCache
         from mmbind.binder import Binder
         from mmbind.pairing import pair_index
-        from mmbind.train import BindDataset, Trainer
+        from mmbind.training.trainer import BindDataset, Trainer
         from mmbind_plugins.losses.losses import InfoNCELoss
 
         torch.manual_seed(recipe.seed)

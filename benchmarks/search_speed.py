@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbind.search import recall_at_k, search_collection, topk_blocks
-from mmbind.store import EmbeddingStore
+from mmbind.search.topk import recall_at_k, search_collection, topk_blocks
+from mmbind.store.store import EmbeddingStore
 
 COLLECTION = "bench"
 FINGERPRINT = "simulated-random-unit-vectors"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmbind.hookspecs import hookimpl
-from mmbind.specs import (
+from mmbind.plugin.hookspecs import hookimpl
+from mmbind.plugin.specs import (
     BindingData,
     DatasetSpec,
     EncoderSpec,
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 
 def _registry(kind: str):
-    from mmbind.plugins import registries
+    from mmbind.plugin.manager import registries
 
     return registries()[kind]
 
@@ -79,7 +79,7 @@ def __getattr__(name: str) -> Any:
 
         return Binder
     if name == "EmbeddingStore":
-        from mmbind.store import EmbeddingStore
+        from mmbind.store.store import EmbeddingStore
 
         return EmbeddingStore
     raise AttributeError(f"module 'mmbind' has no attribute {name!r}")

@@ -18,7 +18,7 @@ def cli() -> None:
 @cli.command()
 def plugins() -> None:
     """Print each installed plugin's name, version and hooks as JSON."""
-    from mmbind.plugins import plugin_info
+    from mmbind.plugin.manager import plugin_info
 
     click.echo(json.dumps(plugin_info(), indent=2))
 
@@ -28,7 +28,7 @@ def plugins() -> None:
 @click.argument("pattern", default="*")
 def list_(kind: str, pattern: str) -> None:
     """List registered modalities, encoders, datasets or losses matching PATTERN (wildcards)."""
-    from mmbind.plugins import registries
+    from mmbind.plugin.manager import registries
 
     registry = registries()[kind]
     for name in registry.list(pattern):
@@ -38,14 +38,14 @@ def list_(kind: str, pattern: str) -> None:
 
 
 def _register_builtin_commands() -> None:
-    from mmbind.commands import evaluate, run, store
+    from mmbind.commands import embeddings, recipes, results
 
-    for module in (run, evaluate, store):
+    for module in (recipes, results, embeddings):
         module.register(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mmbind.plugins import load_plugins, pm
+    from mmbind.plugin.manager import load_plugins, pm
 
     _register_builtin_commands()
     load_plugins()

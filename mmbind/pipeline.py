@@ -13,7 +13,7 @@ from mmbind.recipe import Recipe
 
 def train_recipe(recipe: Recipe, resume: bool = False, data: mmbind.BindingData | None = None):
     """Run the training stages; returns the trained Binder."""
-    from mmbind.train import Trainer
+    from mmbind.training.trainer import Trainer
 
     trainer = Trainer(recipe, data=data)
     recipe.run_dir.mkdir(parents=True, exist_ok=True)
@@ -24,14 +24,14 @@ def train_recipe(recipe: Recipe, resume: bool = False, data: mmbind.BindingData 
 
 def run_recipe(recipe: Recipe, resume: bool = False, echo=print) -> dict[str, Any]:
     """Every stage of a recipe; prints the result table and where the report is."""
-    from mmbind.evaluate import evaluate_run, format_table
+    from mmbind.evaluation.run import evaluate_run, format_table
 
     started = time.perf_counter()
     binder, data = train_recipe(recipe, resume=resume)
     trained = time.perf_counter()
     results = evaluate_run(binder, data, recipe)
     results["timing"] = {"train_seconds": round(trained - started, 1)}
-    from mmbind.embed import embed_split
+    from mmbind.store.embed_split import embed_split
 
     if not resume:  # vectors of an earlier model in this run folder are stale
         (recipe.run_dir / recipe.embed.store).unlink(missing_ok=True)
@@ -40,7 +40,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, echo=print) -> dict[str, An
     (recipe.run_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     echo(format_table(results))
     echo(f"\nembeddings: {store_path}")
-    from mmbind.report import write_report
+    from mmbind.evaluation.report import write_report
 
     report = write_report(recipe.run_dir)
     echo(f"report: {report}")

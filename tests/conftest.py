@@ -11,7 +11,7 @@ def toy_plugin():
     """Register the fake toy plugin for one test, then unregister it (as llm's tests do)."""
     import toy_plugin as module
 
-    from mmbind import plugins
+    from mmbind.plugin import manager as plugins
 
     plugins.pm.register(module, name="toy")
     plugins.reset()

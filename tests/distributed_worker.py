@@ -15,7 +15,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 import toy_plugin  # noqa: E402
 from mmbind import distributed as dist  # noqa: E402
-from mmbind import plugins  # noqa: E402
+from mmbind.plugin import manager as plugins  # noqa: E402
 
 CONFIGS = [  # (name, loss, loss_options, accumulation_steps, head)
     ("infonce", "infonce", {}, 1, "mlp"),
@@ -30,7 +30,7 @@ def one_step(out: Path, global_batch: int, loss: str, loss_options: dict, accumu
     from mmbind.binder import Binder
     from mmbind.pairing import pair_index
     from mmbind.recipe import parse_recipe
-    from mmbind.train import BindDataset, Trainer
+    from mmbind.training.trainer import BindDataset, Trainer
 
     text = toy_plugin.RECIPE.format(run_dir=out / "run", epochs=1)
     data = tomllib.loads(text)

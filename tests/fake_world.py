@@ -122,7 +122,7 @@ class Plugin:
 
 @contextlib.contextmanager
 def registered():
-    from mmbind import plugins
+    from mmbind.plugin import manager as plugins
 
     if plugins.pm.has_plugin("fake-world"):  # nested use (a module fixture already registered it)
         yield
@@ -200,7 +200,7 @@ def train(run_dir, epochs: int = 4, supervised: bool = True):
     """Train the fake world into ``run_dir`` (as the pipeline would, with its recipe.toml copy)."""
     from pathlib import Path
 
-    from mmbind.train import Trainer
+    from mmbind.training.trainer import Trainer
 
     run = recipe(run_dir, epochs, supervised)
     trainer = Trainer(run, progress=False)

@@ -1,4 +1,4 @@
-"""Embed the toy-b test inputs with mmbind.shard.embed_sharded (run by tests/test_shard.py, alone
+"""Embed the toy-b test inputs with mmbind.store.shard.embed_sharded (run by tests/test_shard.py, alone
 or under torchrun). Usage: shard_worker.py STORE"""
 import json
 import sys
@@ -10,7 +10,7 @@ import torch  # noqa: E402
 
 import toy_plugin  # noqa: E402
 from mmbind import distributed as dist  # noqa: E402
-from mmbind import plugins  # noqa: E402
+from mmbind.plugin import manager as plugins  # noqa: E402
 
 
 def toy_binder():
@@ -31,7 +31,7 @@ def items():
 
 
 def main() -> None:
-    from mmbind.shard import embed_sharded
+    from mmbind.store.shard import embed_sharded
 
     plugins.pm.register(toy_plugin, name="toy")
     plugins.reset()

@@ -58,8 +58,8 @@ def items(n: int) -> list[dict]:
 def main(argv: list[str]) -> None:
     import argparse
 
-    from mmbind.store import EmbeddingStore
-    from mmbind.store_embed import embed_inputs
+    from mmbind.store.store import EmbeddingStore
+    from mmbind.store.ingest import embed_inputs
 
     parser = argparse.ArgumentParser()
     parser.add_argument("store")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmbind.anchor_cache import AnchorCache, content_hash
+from mmbind.training.anchor_cache import AnchorCache, content_hash
 from mmbind.binder import Binder
 from mmbind.recipe import parse_recipe
-from mmbind.train import Trainer
+from mmbind.training.trainer import Trainer
 
 
 def toy_recipe(toy_plugin, tmp_path, **bind):

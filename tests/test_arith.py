@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmbind.arith import (
+from mmbind.search.expression import (
     ArithEvalError,
     ArithSyntaxError,
     BinOp,

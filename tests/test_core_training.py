@@ -4,9 +4,9 @@ import torch
 
 import mmbind
 from mmbind.binder import Binder
-from mmbind.evaluate import recall_at_k
+from mmbind.evaluation.run import recall_at_k
 from mmbind.recipe import parse_recipe
-from mmbind.train import Trainer
+from mmbind.training.trainer import Trainer
 
 
 def toy_recipe(toy_plugin, tmp_path, epochs=4):

@@ -22,7 +22,7 @@ CLI_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 import toy_plugin
-from mmbind import plugins
+from mmbind.plugin import manager as plugins
 plugins.pm.register(toy_plugin, name="toy")
 from mmbind.cli import main
 main(sys.argv[1:])

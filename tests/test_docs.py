@@ -3,7 +3,7 @@ import inspect
 import re
 from pathlib import Path
 
-from mmbind import hookspecs
+from mmbind.plugin import hookspecs
 
 ROOT = Path(__file__).parent.parent
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import fake_world
-from mmbind.evaluate import (
+from mmbind.evaluation.run import (
     accuracy, confusion_matrix, flatten_metrics, format_comparison, format_table, group_scores,
     recall_at_k, relevant, relevant_counts, retrieval_metrics, zero_shot_accuracy,
 )
@@ -107,7 +107,7 @@ def trained(tmp_path_factory):
 
 
 def test_evaluate_run_covers_every_pair_and_the_bounds(trained):
-    from mmbind.evaluate import evaluate_run
+    from mmbind.evaluation.run import evaluate_run
 
     recipe, binder, data = trained
     with fake_world.registered():
@@ -258,7 +258,7 @@ def test_quality_benchmark_renders_from_existing_runs(tmp_path):
 
 
 def test_supervised_training_respects_its_time_cap(trained):
-    from mmbind.supervised import predict, train_supervised_encoder
+    from mmbind.evaluation.baselines import predict, train_supervised_encoder
 
     recipe, binder, data = trained
     train = data.splits["train"]["fw-depth"]
@@ -273,7 +273,7 @@ def test_supervised_training_respects_its_time_cap(trained):
 
 
 def test_evaluate_run_names_bad_settings(trained):
-    from mmbind.evaluate import evaluate_run
+    from mmbind.evaluation.run import evaluate_run
 
     recipe, binder, data = trained
     with fake_world.registered():

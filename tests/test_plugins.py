@@ -8,8 +8,8 @@ import types
 import pytest
 
 import mmbind
-from mmbind import plugins
-from mmbind.registry import RegistryError
+from mmbind.plugin import manager as plugins
+from mmbind.plugin.registry import RegistryError
 
 FIRST_PARTY = {"image", "text", "audio", "depth", "thermal", "imu", "digits", "losses",
                "digits_world", "datasets"}

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import fake_world
-from mmbind.report import FIGURES, joint_space_sample, plot_losses, write_report
+from mmbind.evaluation.report import FIGURES, joint_space_sample, plot_losses, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -15,7 +15,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A tiny trained and evaluated run folder, laid out as the pipeline writes it."""
-    from mmbind.evaluate import evaluate_run
+    from mmbind.evaluation.run import evaluate_run
 
     with fake_world.one_thread(), fake_world.registered():
         folder = tmp_path_factory.mktemp("report") / "run"
@@ -58,7 +58,7 @@ def test_report_writes_every_figure_and_the_numbers(run_dir):
 
 
 def test_joint_space_reads_the_embedding_store(run_dir, tmp_path):
-    store_module = pytest.importorskip("mmbind.store")
+    store_module = pytest.importorskip("mmbind.store.store")
     results = json.loads((run_dir / "eval.json").read_text())
     rng = np.random.default_rng(0)
     folder = tmp_path / "run"
@@ -102,7 +102,7 @@ def test_loss_plot_needs_records(tmp_path):
     assert plot_losses([], {}, tmp_path / "loss.png") is None
     bad = tmp_path / "metrics.jsonl"
     bad.write_text('{"stage": "bind"}\nnot json\n')
-    from mmbind.report import load_metrics
+    from mmbind.evaluation.report import load_metrics
 
     with pytest.raises(ValueError, match="metrics.jsonl:2: not a JSON object"):
         load_metrics(bad)

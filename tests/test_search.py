@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from store_fakes import FakeBinder
 
-from mmbind.search import TopK, plan_chunks, recall_at_k, search_collection, semantic_search
-from mmbind.store import EmbeddingStore
+from mmbind.search.topk import TopK, plan_chunks, recall_at_k, search_collection, semantic_search
+from mmbind.store.store import EmbeddingStore
 
 
 def unit(rng, n, d):
@@ -184,7 +184,7 @@ def test_a_search_of_an_empty_collection_is_empty(tmp_path):
 # --- FAISS -------------------------------------------------------------------------------------
 def test_faiss_indexes_agree_with_brute_force_and_detect_staleness(filled, tmp_path):
     pytest.importorskip("faiss")
-    from mmbind.faiss_index import StaleIndexError, build_index, index_info, index_paths
+    from mmbind.search.faiss_index import StaleIndexError, build_index, index_info, index_paths
 
     store, binder, texts = filled
     queries = unit(np.random.default_rng(5), 20, 32)
@@ -217,7 +217,7 @@ def test_faiss_indexes_agree_with_brute_force_and_detect_staleness(filled, tmp_p
 
 
 def test_faiss_is_optional(filled, monkeypatch):
-    from mmbind.faiss_index import build_index
+    from mmbind.search.faiss_index import build_index
 
     monkeypatch.setitem(sys.modules, "faiss", None)  # as if faiss-cpu were not installed
     with pytest.raises(ImportError, match="pip install faiss-cpu"):

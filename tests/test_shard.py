@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmbind.shard import is_joined, join_shards, shard_path, shard_range
-from mmbind.store import EmbeddingStore, StoreError
+from mmbind.store.shard import is_joined, join_shards, shard_path, shard_range
+from mmbind.store.store import EmbeddingStore, StoreError
 
 TESTS = Path(__file__).parent
 
@@ -71,7 +71,7 @@ def test_join_refuses_shards_from_different_binders(tmp_path):
 @pytest.mark.distributed
 def test_embed_sharded_under_torchrun_matches_one_process(tmp_path):
     import shard_worker
-    from mmbind import plugins
+    from mmbind.plugin import manager as plugins
 
     worker = str(TESTS / "shard_worker.py")
     store = tmp_path / "embeddings.h5"

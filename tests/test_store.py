@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from store_fakes import FakeBinder, items
 
-from mmbind.store import (
+from mmbind.store.store import (
     AddResult,
     EmbeddingStore,
     EntryBatch,
@@ -24,8 +24,8 @@ from mmbind.store import (
     StoreLockedError,
     content_hash,
 )
-from mmbind.store_embed import embed_inputs
-from mmbind.store_recovery import clear_status_flags, lookup3, status_flags
+from mmbind.store.ingest import embed_inputs
+from mmbind.store.recovery import clear_status_flags, lookup3, status_flags
 
 WRITER = Path(__file__).with_name("store_fakes.py")
 DOCS = Path(__file__).parents[1] / "docs" / "store.md"

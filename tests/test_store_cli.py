@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from store_fakes import FakeBinder
 
 from mmbind.cli import cli
-from mmbind.commands import store as store_commands
-from mmbind.store import EmbeddingStore
+from mmbind.commands import embeddings as store_commands
+from mmbind.store.store import EmbeddingStore
 
 store_commands.register(cli) if "embed" not in cli.commands else None
 

@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 import distributed_worker
 import mmbind
 from mmbind.binder import Binder
-from mmbind.gradcache import grad_cache_backward, micro_batches
+from mmbind.training.gradcache import grad_cache_backward, micro_batches
 from mmbind.recipe import parse_recipe
-from mmbind.train import Trainer
+from mmbind.training.trainer import Trainer
 
 SEQ_DIM = 4  # a toy-b vector of 16 floats read as 4 tokens of 4 values
 
@@ -45,7 +45,7 @@ class SeqPlugin:
 
 @pytest.fixture
 def seq_plugin(toy_plugin):
-    from mmbind import plugins
+    from mmbind.plugin import manager as plugins
 
     plugins.pm.register(SeqPlugin(), name="toy-seq")
     plugins.reset()
@@ -79,7 +79,7 @@ def ready_trainer(recipe, dropout: bool = True) -> Trainer:
 
 def first_batch(trainer):
     from mmbind.pairing import pair_index
-    from mmbind.train import BindDataset
+    from mmbind.training.trainer import BindDataset
 
     split = trainer.train_split
     pairs = {"toy-b": pair_index(split["toy-a"].keys, split["toy-b"].keys)}
@@ -199,7 +199,7 @@ def test_data_wait_share_is_logged_and_workers_do_not_change_the_result(toy_plug
 
 
 def test_inputs_of_towers_without_augmentation_are_transformed_once(toy_plugin, tmp_path):
-    from mmbind.train import BindDataset
+    from mmbind.training.trainer import BindDataset
 
     recipe = recipe_from(toy_plugin, tmp_path, tower={"augment": False})
     binder = Binder(recipe.binder_config())

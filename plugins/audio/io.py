@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mmbind.specs import InputError
+from mmbind.plugin.specs import InputError
 
 DEFAULT_SAMPLE_RATE = 16_000  # a bare array carries no rate; ImageBind's rate is assumed
 EXTENSIONS = (".wav", ".flac")

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 import mmbind
-from mmbind.specs import BindingData, InputError, ModalitySamples
+from mmbind.plugin.specs import BindingData, InputError, ModalitySamples
 
 SHOWN_BAD = 5  # how many bad file names the skip warning lists
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mmbind.specs import BindingData, InputError
+from mmbind.plugin.specs import BindingData, InputError
 from mmbind_plugins.datasets.common import Record, build, require_dir
 
 REQUIRED = ("filename", "fold", "target", "category")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbind.specs import BindingData, InputError
+from mmbind.plugin.specs import BindingData, InputError
 from mmbind_plugins.datasets.common import Record, build, class_index, split_of
 from mmbind_plugins.datasets.ts_format import read_ts
 

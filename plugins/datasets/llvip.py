@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from mmbind.specs import BindingData, InputError
+from mmbind.plugin.specs import BindingData, InputError
 from mmbind_plugins.datasets.common import Record, build, files_by_stem, require_dir
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")

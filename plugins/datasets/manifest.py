@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import mmbind
-from mmbind.specs import BindingData, InputError
+from mmbind.plugin.specs import BindingData, InputError
 from mmbind_plugins.datasets.common import Record, build, class_index, split_of
 
 RESERVED = ("label", "split", "key", "id")

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmbind.specs import BindingData, InputError
+from mmbind.plugin.specs import BindingData, InputError
 from mmbind_plugins.datasets.common import Lazy, Record, build, split_of
 
 FILENAME = "nyu_depth_v2_labeled.mat"

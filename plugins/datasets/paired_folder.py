@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 import mmbind
-from mmbind.specs import BindingData, InputError
+from mmbind.plugin.specs import BindingData, InputError
 from mmbind_plugins.datasets.common import (
     Record, build, class_index, files_by_stem, read_labels_csv, require_dir, split_of)
 

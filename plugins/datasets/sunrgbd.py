@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmbind.specs import BindingData, InputError
+from mmbind.plugin.specs import BindingData, InputError
 from mmbind_plugins.datasets.common import Lazy, Record, build, split_of
 
 # The 19 scene classes of the SUN RGB-D scene-classification benchmark (SUN-D zero-shot).

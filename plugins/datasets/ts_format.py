@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbind.specs import InputError
+from mmbind.plugin.specs import InputError
 
 
 def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str], list[str]]:

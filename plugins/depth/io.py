@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbind.specs import InputError
+from mmbind.plugin.specs import InputError
 from mmbind_plugins.image.io import as_path, check_finite, describe, is_tensor, read_file, to_numpy
 
 EXTENSIONS = (".png", ".tif", ".tiff", ".npy")

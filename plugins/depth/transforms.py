@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmbind.specs import InputError
+from mmbind.plugin.specs import InputError
 from mmbind_plugins.depth.io import KINDS, DepthMap, load_depth
 from mmbind_plugins.image.transforms import SpatialAugment, _check_size, resize_center_crop
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbind.specs import InputError
+from mmbind.plugin.specs import InputError
 from mmbind_plugins.image.io import as_path, check_finite, describe, is_tensor, read_file, to_grey, to_numpy
 
 EXTENSIONS = (".npy", ".png", ".jpg", ".jpeg", ".bmp")

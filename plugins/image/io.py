@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbind.specs import InputError
+from mmbind.plugin.specs import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 

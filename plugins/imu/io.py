@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbind.specs import InputError
+from mmbind.plugin.specs import InputError
 
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 EXTENSIONS = (".csv", ".npy")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mmbind.specs import InputError
+from mmbind.plugin.specs import InputError
 
 EXTENSIONS = (".txt",)
 EXPECTED = "a text (str) or a UTF-8 .txt file holding one text"

@@ -63,7 +63,7 @@ def join_shards(store: str | Path, shards: Sequence[str | Path]) -> Path:
     """
     import h5py
 
-    from mmbind.store import HASH_LENGTH, LIBVER, SCHEMA_VERSION, STORE_FORMAT, STRING_COLUMNS, StoreError
+    from mmbind.store.store import HASH_LENGTH, LIBVER, SCHEMA_VERSION, STORE_FORMAT, STRING_COLUMNS, StoreError
 
     store = Path(store)
     shards = [Path(s) for s in shards]
@@ -143,8 +143,8 @@ def embed_sharded(store: str | Path, binder: Any, collection: str, items: Sequen
 
     Each shard skips inputs it already holds, so re-running after an interruption resumes;
     re-run with the same number of ranks (the slices depend on it)."""
-    from mmbind.store import AddResult, EmbeddingStore, StoreError
-    from mmbind.store_embed import embed_inputs
+    from mmbind.store.store import AddResult, EmbeddingStore, StoreError
+    from mmbind.store.ingest import embed_inputs
 
     import torch
 

@@ -301,7 +301,7 @@ def evaluate_run(binder, data, recipe, *, text_modality: str | None = None,
 
     baselines: dict = {}
     if supervised:
-        from mmbind.supervised import supervised_baselines
+        from mmbind.evaluation.baselines import supervised_baselines
 
         baselines = supervised_baselines(binder, data, present, features, seed=recipe.seed, cfg=cfg)
 

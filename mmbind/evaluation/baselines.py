@@ -154,7 +154,7 @@ def supervised_baselines(binder, data, present: dict[str, list[str]],
     features of those samples (computed once by evaluate_run). Returns
     {"linear_probe": {(split, m): predictions}, "supervised": {...}, "info": {m: {...}}}.
     """
-    from mmbind.evaluate import _sample_index
+    from mmbind.evaluation.run import _sample_index
 
     out: dict[str, Any] = {"linear_probe": {}, "supervised": {}, "info": {}}
     train = data.splits.get("train", {})

@@ -12,7 +12,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from mmbind.store import AddResult, EmbeddingStore, StoreError, content_hash
+from mmbind.store.store import AddResult, EmbeddingStore, StoreError, content_hash
 
 
 @dataclass

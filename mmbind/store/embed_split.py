@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmbind.store import EmbeddingStore
-from mmbind.store_embed import EmbedItem, embed_inputs
+from mmbind.store.store import EmbeddingStore
+from mmbind.store.ingest import EmbedItem, embed_inputs
 
 
 def embed_split(binder, data, recipe) -> Path:

@@ -125,9 +125,9 @@ def _print_results(results: list[list[dict]], as_json: bool, queries: list[str])
 
 def _run_search(store_path: str, expressions: list[str], collection: str | None, binder_dir: str | None,
                 top_k: int, index: str | None, memory_budget: str | None, vec: tuple[str, ...]) -> list[list[dict]]:
-    from mmbind.arith import ArithEvalError, ArithSyntaxError
-    from mmbind.faiss_index import StaleIndexError
-    from mmbind.store import EmbeddingStore, StoreError
+    from mmbind.search.expression import ArithEvalError, ArithSyntaxError
+    from mmbind.search.faiss_index import StaleIndexError
+    from mmbind.store.store import EmbeddingStore, StoreError
 
     budget = parse_size(memory_budget) if memory_budget else None
     vectors = _load_vectors(vec)
@@ -180,8 +180,8 @@ def register(cli: click.Group) -> None:
         Inputs already in the collection (same content hash) are skipped before encoding, so
         re-running after an interruption resumes where it stopped.
         """
-        from mmbind.store import EmbeddingStore, StoreError
-        from mmbind.store_embed import embed_inputs
+        from mmbind.store.store import EmbeddingStore, StoreError
+        from mmbind.store.ingest import embed_inputs
 
         if dataset and inputs:
             raise click.UsageError("give either INPUTS or --dataset, not both")
@@ -226,7 +226,7 @@ def register(cli: click.Group) -> None:
         weights with * and /, + and -, unary minus, parentheses. Each operand is l2-normalised,
         and so is the result. Grammar: docs/arithmetic.md.
         """
-        from mmbind.arith import ArithSyntaxError, format_terms, linear_terms, parse
+        from mmbind.search.expression import ArithSyntaxError, format_terms, linear_terms, parse
 
         try:
             terms = linear_terms(parse(expression))
@@ -245,8 +245,8 @@ def register(cli: click.Group) -> None:
     @click.option("--hnsw-m", default=32, show_default=True, type=click.IntRange(min=2), help="HNSW links per node.")
     def index(store: str, collection: str, kind: str, nlist: int | None, hnsw_m: int) -> None:
         """Build a FAISS index of COLLECTION beside STORE (needs faiss-cpu)."""
-        from mmbind.faiss_index import build_index, index_paths
-        from mmbind.store import EmbeddingStore, StoreError
+        from mmbind.search.faiss_index import build_index, index_paths
+        from mmbind.store.store import EmbeddingStore, StoreError
 
         try:
             with EmbeddingStore(store, mode="r") as handle:

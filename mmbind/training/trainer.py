@@ -34,10 +34,10 @@ import torch.nn.functional as F
 import mmbind
 from mmbind import distributed as dist
 from mmbind.binder import Binder, to_device
-from mmbind.gradcache import grad_cache_backward
+from mmbind.training.gradcache import grad_cache_backward
 from mmbind.pairing import pair_index
 from mmbind.recipe import Recipe
-from mmbind.specs import BindingData, ModalitySamples
+from mmbind.plugin.specs import BindingData, ModalitySamples
 
 STATE_NAME = "trainer_state.pt"
 # Transformed inputs of towers without augmentation are kept (per loading process) up to this size.
@@ -364,7 +364,7 @@ class Trainer:
         (computed for samples it has not seen under this anchor, then reused every epoch)."""
         if not self.cfg.anchor_cache or self.cfg.augment_anchor:
             return None  # an augmented anchor input changes every epoch: nothing to reuse
-        from mmbind.anchor_cache import AnchorCache
+        from mmbind.training.anchor_cache import AnchorCache
 
         if getattr(self, "anchor_cache", None) is None or self.anchor_cache.path != self.anchor_cache_path:
             self.anchor_cache = AnchorCache(self.anchor_cache_path)

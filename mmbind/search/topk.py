@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from mmbind.arith import evaluate
+from mmbind.search.expression import evaluate
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes of working memory for a brute-force search
 _MIN_CHUNK_ROWS = 256
@@ -266,7 +266,7 @@ def search_entries(store: Any, queries: Any, collection: str, top_k: int = 10, *
             raise TypeError(f"{', '.join(index_options)} only apply to index='faiss'")
         scores, rows = search_collection(store, matrix, collection, top_k, memory_budget)
     elif index == "faiss":
-        from mmbind.faiss_index import search_index
+        from mmbind.search.faiss_index import search_index
 
         scores, rows = search_index(store, matrix, collection, top_k, **index_options)
     else:

@@ -8,8 +8,8 @@ from functools import partial
 
 import pluggy
 
-from mmbind import hookspecs
-from mmbind.registry import Registry
+from mmbind.plugin import hookspecs
+from mmbind.plugin.registry import Registry
 
 pm = pluggy.PluginManager("mmbind")
 pm.add_hookspecs(hookspecs)

@@ -113,7 +113,7 @@ def register(cli: click.Group) -> None:
 
         import mmbind
         from mmbind.binder import Binder
-        from mmbind.evaluate import evaluate_run, format_table
+        from mmbind.evaluation.run import evaluate_run, format_table
 
         model, run, default_output = resolve_checkpoint(checkpoint)
         output = output or default_output
@@ -151,7 +151,7 @@ def register(cli: click.Group) -> None:
                   help="Folder for report.md and the figures (default: RUN/report).")
     def report(run: Path, projection: str, output: Path | None) -> None:
         """Write report.md and PNG figures from the files of RUN (eval.json, metrics.jsonl, embeddings)."""
-        from mmbind.report import write_report
+        from mmbind.evaluation.report import write_report
 
         try:
             path = write_report(run, projection=projection, output=output)
@@ -164,7 +164,7 @@ def register(cli: click.Group) -> None:
     @click.argument("run_b")
     def compare(run_a: str, run_b: str) -> None:
         """Print every metric of two evaluated runs side by side with the difference (B - A, points)."""
-        from mmbind.evaluate import format_comparison
+        from mmbind.evaluation.run import format_comparison
 
         a, b = find_results(run_a), find_results(run_b)
         click.echo(f"A = {run_a}\nB = {run_b}")

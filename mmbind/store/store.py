@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from mmbind.store_recovery import clear_status_flags
+from mmbind.store.recovery import clear_status_flags
 
 STORE_FORMAT = "mmbind-embedding-store"
 SCHEMA_VERSION = 1
@@ -745,7 +745,7 @@ class EmbeddingStore:
         chunks that fit ``memory_budget`` bytes; ``index="faiss"`` uses a saved FAISS index.
         Returns ``[[{"corpus_id", "id", "score", "label", "path", "meta"}, ...], ...]``.
         """
-        from mmbind.search import search_entries
+        from mmbind.search.topk import search_entries
 
         return search_entries(self, query_vectors, collection, top_k=top_k, memory_budget=memory_budget,
                               index=index, binder=binder, vectors=vectors, **index_options)

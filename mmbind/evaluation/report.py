@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbind.evaluate import SAMPLE_NAME, modality_label, r1_matrix
+from mmbind.evaluation.run import SAMPLE_NAME, modality_label, r1_matrix
 
 REPORT_DIR = "report"
 FIGURES = {"loss": "loss.png", "space": "joint_space.png", "retrieval": "retrieval_r1.png",
@@ -112,7 +112,7 @@ def read_store(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarray
 def joint_space_sample(run_dir: Path, results: dict, per_modality: int = 200, seed: int = 0) -> dict[str, Any]:
     """Points for the joint-space picture: the store's vectors (else the npz sample) of the eval
     split, plus the npz sample's points of extra splits, shown as "<modality> (<split>)"."""
-    from mmbind.evaluate import _sample_index
+    from mmbind.evaluation.run import _sample_index
 
     class_names = list(results.get("class_names", []))
     groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
