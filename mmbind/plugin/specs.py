@@ -1,12 +1,20 @@
 """What plugins register. Plain dataclasses: importing this module never imports torch."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 
 class InputError(ValueError):
     """A raw input that cannot be used; the message names the file (or value) and what was expected."""
+
+
+def file_input(x: Any) -> Path | None:
+    """The default ``Modality.input_file``: a str or os.PathLike input names a file; anything
+    else (an array, a tensor, bytes) is the content itself."""
+    return Path(x) if isinstance(x, (str, os.PathLike)) else None
 
 
 @dataclass(frozen=True)
@@ -19,6 +27,11 @@ class Modality:
     string for text). Options are the sizes a recipe may set (recorded in the checkpoint);
     train=True adds the train-time augmentation.
     collate(list) batches transformed samples; None means torch.stack.
+    input_file(x) says which file an input names, or None when the input is the content itself
+    (an array; for text, a phrase). The core hashes, stores and reports inputs by it, so it never
+    has to know a modality by name. The default treats every str as a path.
+    language: inputs are natural-language strings, so the tower can embed zero-shot prompts made
+    from class names (evaluation picks such a tower as the prompt tower).
     """
 
     name: str
@@ -29,6 +42,8 @@ class Modality:
     extensions: tuple[str, ...] = ()
     example_inputs: Callable[[], list] | None = None
     description: str = ""
+    input_file: Callable[[Any], Path | None] = file_input
+    language: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,13 @@ def load(x: Any) -> str:
     return load_text(x)
 
 
+def input_file(x: Any):
+    """A Path, or a str naming a .txt file, is a file; any other str is the text itself."""
+    from mmbind_plugins.text.io import text_file
+
+    return text_file(x)
+
+
 def _identity(text: str) -> str:
     return text
 
@@ -53,7 +60,7 @@ def _lazy(function: str):
 def register_modalities(register):
     register(mmbind.Modality(
         "text", load, transform, default_encoder="text-minilm-l6", collate=collate,
-        extensions=EXTENSIONS, example_inputs=example_inputs,
+        extensions=EXTENSIONS, example_inputs=example_inputs, input_file=input_file, language=True,
         description="text: strings or .txt files; batches are lists of str, tokenised by the encoder"))
 
 

@@ -17,6 +17,13 @@ def _names_file(x: str) -> bool:
     return x.lower().endswith(".txt") and not any(ch.isspace() for ch in x)
 
 
+def text_file(x: Any) -> Path | None:
+    """The file a text input names: a Path, or a str that names a .txt file; else None."""
+    if isinstance(x, os.PathLike):
+        return Path(x)
+    return Path(x) if isinstance(x, str) and _names_file(x) else None
+
+
 def load_text(x: Any) -> str:
     """A str, bytes (UTF-8), Path or .txt filename -> the text, surrounding whitespace stripped."""
     if isinstance(x, bytes):
