@@ -45,15 +45,10 @@ def _register_builtin_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mmbind.plugin.manager import load_plugins, pm
+    from mmbind.plugin.manager import register_commands
 
     _register_builtin_commands()
-    load_plugins()
-    for impl in pm.hook.register_commands.get_hookimpls():
-        try:
-            impl.function(cli=cli)
-        except Exception as error:  # a plugin's command must not break the others
-            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {error}", err=True)
+    register_commands(cli)
     try:
         cli.main(args=argv, prog_name="mmbind", standalone_mode=True)
     except KeyboardInterrupt:
