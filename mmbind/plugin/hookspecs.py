@@ -22,7 +22,8 @@ hookimpl = HookimplMarker("mmbind")
 
 @hookspec
 def register_modalities(register: Callable[[Modality], None]) -> None:
-    """Call ``register(Modality(...))`` for each modality the plugin provides.
+    """Called once per process, when the registries are first used. Call
+    ``register(Modality(...))`` for each modality the plugin provides.
 
     ``load`` raises ``InputError`` naming the file. ``transform(train=False, **options)`` must be
     pure when ``train=False`` (its outputs are cached and reused every epoch) and, when
@@ -33,7 +34,8 @@ def register_modalities(register: Callable[[Modality], None]) -> None:
 
 @hookspec
 def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
-    """Call ``register(EncoderSpec(...))`` for each encoder factory.
+    """Called once per process, when the registries are first used. Call
+    ``register(EncoderSpec(...))`` for each encoder factory.
 
     ``factory(**options)`` builds an ``nn.Module`` with an int ``output_dim`` mapping a collated
     batch to ``(B, output_dim)`` features. It may be called more than once (the binder, the
@@ -44,7 +46,8 @@ def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
 
 @hookspec
 def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
-    """Call ``register(DatasetSpec(...))`` for each paired dataset.
+    """Called once per process, when the registries are first used. Call
+    ``register(DatasetSpec(...))`` for each paired dataset.
 
     ``factory(**options)`` runs when a recipe names the dataset and returns ``BindingData``;
     labels may be -1 (unknown class): metrics leave such samples out.
@@ -53,7 +56,8 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
 
 @hookspec
 def register_losses(register: Callable[[LossSpec], None]) -> None:
-    """Call ``register(LossSpec(...))`` for each loss.
+    """Called once per process, when the registries are first used. Call
+    ``register(LossSpec(...))`` for each loss.
 
     ``factory(**options)`` builds one ``nn.Module`` per bound modality, called every step as
     ``loss(anchor, other, logit_scale, labels)`` on unit vectors ``(B, D)`` (labels may be -1).
@@ -65,5 +69,5 @@ def register_losses(register: Callable[[LossSpec], None]) -> None:
 
 @hookspec
 def register_commands(cli: click.Group) -> None:
-    """Add commands to the root ``click.Group`` with ``@cli.command()``; called each time the
-    ``mmbind`` command starts, after the built-in commands. Import torch inside the commands."""
+    """Called each time the ``mmbind`` command starts, after the built-in commands are added.
+    Add commands to the root ``click.Group`` with ``@cli.command()``; import torch inside them."""
