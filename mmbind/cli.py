@@ -11,8 +11,13 @@ from mmbind import __version__
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mmbind")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="Debug log output, with timestamps and module names.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr; no progress bars.")
+def cli(verbose: int, quiet: bool) -> None:
     """Bind many modalities into one embedding space through a frozen anchor."""
+    from mmbind.progress import configure
+
+    configure(-1 if quiet else verbose)
 
 
 @cli.command()
