@@ -5,6 +5,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 CORE = Path(__file__).parent.parent / "mmbind"
 FIRST_PARTY_MODALITIES = {"image", "text", "audio", "depth", "thermal", "imu", "digits", "video"}
 
@@ -51,9 +53,6 @@ def test_no_import_cycle_in_the_core():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
-
-
-import pytest
 
 
 @pytest.mark.xfail(strict=True, reason="store/search/embed commands still special-case text (being fixed)")
