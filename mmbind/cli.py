@@ -43,9 +43,9 @@ def list_(kind: str, pattern: str) -> None:
 
 
 def _register_builtin_commands() -> None:
-    from mmbind.commands import embeddings, recipes, results
+    from mmbind.commands import embeddings, recipes, results, schema
 
-    for module in (recipes, results, embeddings):
+    for module in (recipes, results, embeddings, schema):
         module.register(cli)
 
 

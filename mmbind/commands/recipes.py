@@ -1,25 +1,19 @@
 """`mmbind train` and `mmbind run`: the recipe stages."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+if TYPE_CHECKING:
+    from mmbind.recipe import Recipe
 
-def _load(recipe_path: str, overrides: tuple[str, ...]):
-    import tomllib
 
-    from mmbind.recipe import RecipeError, load_recipe
+def _load(recipe_path: str, overrides: tuple[str, ...]) -> "Recipe":
+    from mmbind.recipe import RecipeError, load_recipe, parse_assignments
 
-    parsed = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. bind.epochs=2", param_hint="--set")
-        try:
-            parsed[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed[key] = value  # a bare word is a string
     try:
-        return load_recipe(recipe_path, parsed)
+        return load_recipe(recipe_path, parse_assignments(overrides, "--set"))
     except RecipeError as error:
         raise click.ClickException(str(error)) from None
 

@@ -1,0 +1,145 @@
+"""Reading a recipe: the TOML file, command-line overrides, the schema, then plugin names.
+
+Everything is checked here, before any work starts; errors name the file, the table and field,
+what is allowed and, for names, the closest match.
+"""
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from pydantic import ValidationError
+
+import mmbind
+from mmbind.recipe.errors import RecipeError, did_you_mean, problems
+from mmbind.recipe.schema import Recipe, RecipeFile, TowerTable
+from mmbind.recipe.towers import TowerConfig
+
+Key = tuple[str, ...]
+
+
+def parse_assignments(items: Iterable[str], option: str) -> dict[str, Any]:
+    """KEY=VALUE pairs (``--set bind.epochs=2``, ``--option n_per_class=5``) -> {KEY: value}.
+    VALUE is read as a TOML value; a bare word that is not one is a string."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"{option} {item!r}: expected KEY=VALUE (VALUE in TOML, or a bare word)")
+        try:
+            parsed[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of ``data`` with each dotted key of ``overrides`` ("bind.epochs") set."""
+    data = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        table = data
+        *parents, last = dotted.split(".")
+        for depth, part in enumerate(parents):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise RecipeError(f"{source}: override {dotted!r}: {'.'.join(parents[:depth + 1])} is not a table")
+        table[last] = value
+    return data
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a recipe file. ``overrides`` maps dotted keys ("bind.epochs") to values."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"{path}: not valid TOML: {error}") from None
+    overrides = overrides or {}
+    data = apply_overrides(data, overrides, str(path))
+    return _parse(data, str(path), [tuple(key.split(".")) for key in overrides])
+
+
+def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    """Validate a recipe's tables (as read from TOML) and resolve plugin names."""
+    return _parse(data, source, [])
+
+
+def _parse(data: dict[str, Any], source: str, overridden: list[Key]) -> Recipe:
+    try:
+        file = RecipeFile.model_validate(data)
+    except ValidationError as error:
+        lines = []
+        for problem in problems(error, RecipeFile):
+            by_override = any(problem.location[:len(key)] == key for key in overridden)
+            lines.append(problem.describe(source) + (" (from an override)" if by_override else ""))
+        raise RecipeError("\n".join(lines)) from None
+    return _Resolver(source).recipe(file, data)
+
+
+class _Resolver:
+    """Checks the names a recipe gives to plugins (dataset, modalities, encoders, loss) and builds the Recipe."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, message: str) -> RecipeError:
+        return RecipeError(f"{self.source}: {where}: {message}")
+
+    def registered(self, lookup: Callable[[str], Any], name: str, where: str) -> Any:
+        try:
+            return lookup(name)
+        except KeyError as error:  # the registry's message has the close matches and every name
+            raise self.fail(where, str(error)) from None
+
+    def recipe(self, file: RecipeFile, raw: dict[str, Any]) -> Recipe:
+        dataset = file.data.dataset
+        provided = self.registered(mmbind.get_dataset, dataset, "[data] dataset").modalities
+        if "*" in provided:  # the dataset's modalities come from the user's files
+            provided = tuple(mmbind.list_modalities())
+        anchor = file.anchor.modality
+        towers = {anchor: self.tower(file.anchor, anchor, "[anchor]", "[anchor] modality")}
+        if not file.modalities:
+            raise self.fail("[modalities]", f"bind at least one modality; {dataset!r} provides {', '.join(provided)}")
+        for modality, table in file.modalities.items():
+            where = f"[modalities.{modality}]"
+            if modality not in provided:
+                raise self.fail("[modalities]", f"unknown field {modality!r}{did_you_mean(modality, list(provided))} "
+                                                f"(allowed: {', '.join(provided)})")
+            if modality == anchor:
+                raise self.fail(where, "is the anchor; the anchor is set in [anchor]")
+            towers[modality] = self.tower(table, modality, where, where)
+        if anchor not in provided:
+            raise self.fail("[anchor] modality", f"dataset {dataset!r} provides {', '.join(provided)}, not {anchor!r}")
+        recipe = Recipe(**file.model_dump(include={"name", "seed", "output_dir", "device", "bind", "eval", "embed"}),
+                        dataset=dataset, dataset_options=file.data.options, anchor=anchor, towers=towers,
+                        pretrain=file.anchor.pretrain, source=self.source, raw=raw)
+        self.check_loss(recipe)
+        return recipe
+
+    def tower(self, table: TowerTable, modality: str, where: str, named_at: str) -> TowerConfig:
+        """The tower of ``table`` (at ``where``; its modality is named at ``named_at``), its encoder resolved."""
+        spec = self.registered(mmbind.get_modality, modality, named_at)
+        encoder = table.encoder or spec.default_encoder
+        encodes = self.registered(mmbind.get_encoder, encoder, f"{where} encoder").modality
+        if encodes != modality:
+            raise self.fail(f"{where} encoder", f"{encoder!r} encodes {encodes!r}, not {modality!r}; "
+                            f"encoders for {modality!r}: {', '.join(mmbind.list_encoders(modality=modality))}")
+        return TowerConfig(**table.model_dump(exclude={"modality", "pretrain", "encoder"}), encoder=encoder)
+
+    def check_loss(self, recipe: Recipe) -> None:
+        """The loss exists and accepts every tower's options: checked now, not when binding starts."""
+        self.registered(mmbind.get_loss, recipe.bind.loss, "[bind] loss")
+        for modality in recipe.bound:
+            options = recipe.loss_options(modality)
+            if not options:
+                continue
+            own = recipe.towers[modality].loss_options
+            where = f"[modalities.{modality}] loss_options" if own else "[bind] loss_options"
+            try:
+                mmbind.create_loss(recipe.bind.loss, **options)
+            except (TypeError, ValueError) as error:
+                raise self.fail(where, f"loss {recipe.bind.loss!r} rejects {options!r}: {error}") from None
