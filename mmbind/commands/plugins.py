@@ -43,3 +43,22 @@ def register(cli: click.Group) -> None:
         click.echo(report.summary())
         if not report.ok:
             raise SystemExit(1)
+
+    @cli.command(name="new-plugin")
+    @click.argument("name")
+    @click.option("--modality", "-m", required=True, help="The new modality's name, e.g. braille.")
+    @click.option("--channels", default=3, show_default=True, type=click.IntRange(1, 64),
+                  help="Channels of the sensor's signal.")
+    @click.option("--output", "-o", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="Folder to write the package mmbind-NAME into.")
+    def new_plugin(name: str, modality: str, channels: int, output: Path) -> None:
+        """Write a ready plugin package for a new sensor modality: hooks, loader, encoder, a
+        simulated dataset composed with the digits world, a recipe, tests and a README."""
+        from mmbind.plugin.scaffold import new_plugin as write
+
+        try:
+            root = write(name, modality, output, channels=channels)
+        except (ValueError, FileExistsError) as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"wrote {root}\nnext: pip install -e '{root}[test]' && mmbind check-plugin {name} "
+                   f"&& pytest {root} && mmbind run {root}/recipes/{name}.toml")
