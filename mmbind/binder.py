@@ -213,10 +213,11 @@ class Binder(nn.Module):
             show_progress_bar = len(inputs) > 50 * batch_size and progress.bars_enabled()
         for start in progress.progress(starts, total=len(starts), desc=f"encode {modality}", unit="batch",
                                        enabled=show_progress_bar):
-            batch = to_device(self.prepare(inputs[start:start + batch_size], modality), device)
+            chunk = inputs[start:start + batch_size]
             with autocast(device, precision):
-                features = self.encoders[modality](batch)
+                features = self.encoders[modality](to_device(self.prepare(chunk, modality), device))
                 embedding = self.embed_features(features, modality, normalize) if "embedding" in outputs else None
+            _check_finite(embedding if embedding is not None else features, chunk, modality)
             if "features" in outputs:
                 outputs["features"].append(features.float().cpu())
             if embedding is not None:
@@ -288,6 +289,19 @@ class Binder(nn.Module):
             binder.freeze_anchor()
         binder.eval()
         return binder.to(device) if device is not None else binder
+
+
+def _check_finite(rows: torch.Tensor, inputs: Sequence[Any], modality: str) -> None:
+    """A NaN or inf output row means an input the encoder cannot handle (values near the float32
+    limit, say): name that input rather than let a NaN vector into a store or a search."""
+    bad = (~torch.isfinite(rows).all(dim=1)).nonzero().flatten().tolist()
+    if bad:
+        x = inputs[bad[0]]
+        path = mmbind.get_modality(modality).input_file(x)
+        name = str(path) if path is not None else f"{modality} input of type {type(x).__name__}"
+        raise mmbind.InputError(f"{name}: its {modality} embedding is not finite (NaN or inf) "
+                                f"({len(bad)} such input(s) in its batch); expected values the encoder can "
+                                f"handle: check for extreme magnitudes")
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
