@@ -77,3 +77,23 @@ def test_encode_names_the_input_whose_embedding_is_not_finite(tmp_path):
     with pytest.raises(mmbind.InputError, match=r"huge\.npy: its imu embedding is not finite"):
         binder.encode([fine, str(tmp_path / "huge.npy")], "imu")
     assert np.isfinite(binder.encode([fine], "imu")).all()
+
+
+def test_manifest_paths_stay_inside_its_folder_unless_asked(tmp_path):
+    from PIL import Image
+
+    inside = tmp_path / "data"
+    inside.mkdir()
+    for name, folder in (("in.png", inside), ("out.png", tmp_path)):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / name)
+    manifest = inside / "pairs.csv"
+    manifest.write_text("image,text,label\nin.png,a dark square,0\n../out.png,another dark square,1\n")
+    with pytest.raises(mmbind.InputError, match=r"row 2: image path '\.\./out\.png' leaves the manifest's folder"):
+        mmbind.load_dataset("manifest", path=str(manifest))
+    data = mmbind.load_dataset("manifest", path=str(manifest), confine=False, test_fraction=0.5)
+    assert sum(len(s["image"]) for s in data.splits.values()) == 2
+    manifest.write_text(f"image,text\n{tmp_path / 'out.png'},a dark square\nin.png,another\n")
+    with pytest.raises(mmbind.InputError, match="is absolute; expected a path relative"):
+        mmbind.load_dataset("manifest", path=str(manifest))
+    data = mmbind.load_dataset("manifest", path=str(manifest), allow_absolute=True, test_fraction=0.5)
+    assert sum(len(s["image"]) for s in data.splits.values()) == 2
