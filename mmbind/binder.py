@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import mmbind
+from mmbind import progress
 
+OutputValue = Literal["embedding", "features"]
+OUTPUT_VALUES = ("embedding", "features", None)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MAX_LOGIT_SCALE = math.log(100.0)
@@ -141,8 +144,13 @@ class Binder(nn.Module):
 
     # --- embedding -------------------------------------------------------------------------
     def forward(self, batch: Any, modality: str, normalize: bool = True) -> torch.Tensor:
-        features = self.heads[modality](self.encoders[modality](batch))
-        return F.normalize(features, dim=-1) if normalize else features
+        """A collated batch -> its embeddings: encoder, head, then l2-normalise."""
+        return self.embed_features(self.encoders[modality](batch), modality, normalize)
+
+    def embed_features(self, features: torch.Tensor, modality: str, normalize: bool = True) -> torch.Tensor:
+        """Encoder features -> embeddings (the head, then l2-normalise)."""
+        embeddings = self.heads[modality](features)
+        return F.normalize(embeddings, dim=-1) if normalize else embeddings
 
     def transform(self, modality: str, train: bool = False):
         """The modality's transform with the sizes this binder was trained with."""
@@ -170,33 +178,59 @@ class Binder(nn.Module):
         modality: str,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
+        output_value: OutputValue | None = "embedding",
         normalize: bool = True,
         device: str | torch.device | None = None,
         convert_to_numpy: bool = True,
-    ) -> np.ndarray | torch.Tensor:
-        """Embed raw inputs or file paths of one modality: (N, dim) float32, unit rows by default."""
+    ) -> Any:
+        """Embed raw inputs or file paths of one modality (sentence-transformers' ``encode``).
+
+        ``output_value``: "embedding" (N, dim) float32, unit rows unless ``normalize=False``;
+        "features" the encoder's output before the head (N, output_dim); None both, as a dict
+        {"embedding": ..., "features": ...} from one pass.
+        """
         if modality not in self.encoders:
             raise KeyError(f"this binder has no {modality!r} tower; it has {', '.join(self.modalities)}")
+        if output_value not in OUTPUT_VALUES:
+            raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
         inputs = list(inputs)
         if device is not None:
             self.to(device)
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()
-        chunks = []
+        wanted = ("embedding", "features") if output_value is None else (output_value,)
+        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in wanted}
         starts = range(0, len(inputs), batch_size)
         if show_progress_bar is None:
-            show_progress_bar = len(inputs) > 50 * batch_size
-        if show_progress_bar:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=f"encode {modality}", unit="batch")
-        for start in starts:
-            batch = self.prepare(inputs[start:start + batch_size], modality)
-            chunks.append(self(to_device(batch, device), modality, normalize).float().cpu())
+            show_progress_bar = len(inputs) > 50 * batch_size and progress.bars_enabled()
+        for start in progress.progress(starts, total=len(starts), desc=f"encode {modality}", unit="batch",
+                                       enabled=show_progress_bar):
+            features = self.encoders[modality](to_device(self.prepare(inputs[start:start + batch_size], modality),
+                                                         device))
+            if "features" in outputs:
+                outputs["features"].append(features.float().cpu())
+            if "embedding" in outputs:
+                outputs["embedding"].append(self.embed_features(features, modality, normalize).float().cpu())
         self.train(was_training)
-        out = torch.cat(chunks) if chunks else torch.empty(0, self.dim)
-        return out.numpy() if convert_to_numpy else out
+        width = {"embedding": self.dim, "features": int(self.encoders[modality].output_dim)}
+        result = {name: torch.cat(chunks) if chunks else torch.empty(0, width[name])
+                  for name, chunks in outputs.items()}
+        if convert_to_numpy:
+            result = {name: value.numpy() for name, value in result.items()}
+        return result if output_value is None else result[output_value]
+
+    def zero_shot(self, inputs: Iterable[Any], class_names: Sequence[str], *, modality: str,
+                  templates: Sequence[str] = ("{}",), prompt_modality: str | None = None,
+                  batch_size: int = 32) -> np.ndarray:
+        """(N, C) class probabilities of ``inputs`` (of ``modality``) over ``class_names``, from
+        the prompt tower's averaged prompts and its logit scale, OpenCLIP style (see
+        ``mmbind.evaluation.zero_shot``). The prompt tower is the binder's language tower unless
+        ``prompt_modality`` names one."""
+        from mmbind.evaluation.zero_shot import zero_shot
+
+        return zero_shot(self, list(inputs), class_names, templates=templates, modality=modality,
+                         prompt_modality=prompt_modality, batch_size=batch_size)
 
     # --- identity and persistence ------------------------------------------------------------
     def fingerprint(self, modality: str | None = None) -> str:

@@ -4,7 +4,7 @@ import torch
 
 import mmbind
 from mmbind.binder import Binder
-from mmbind.evaluation.run import recall_at_k
+from mmbind.evaluation.metrics import recall_at_k
 from mmbind.recipe import parse_recipe
 from mmbind.training.trainer import Trainer
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from mmbind.errors import InputError
 
-class InputError(ValueError):
-    """A raw input that cannot be used; the message names the file (or value) and what was expected."""
+__all__ = ["InputError", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "ModalitySamples", "BindingData",
+           "file_input"]
 
 
 def file_input(x: Any) -> Path | None:
@@ -27,6 +28,10 @@ class Modality:
     string for text). Options are the sizes a recipe may set (recorded in the checkpoint);
     train=True adds the train-time augmentation.
     collate(list) batches transformed samples; None means torch.stack.
+    extensions are the file suffixes ``mmbind embed DIR`` picks up for this modality.
+    example_inputs() returns a few raw inputs that ``load`` accepts (files the plugin ships or
+    generates, or in-memory arrays); tests and ``mmbind check-plugin`` run them through load,
+    transform, collate and the default encoder.
     input_file(x) says which file an input names, or None when the input is the content itself
     (an array; for text, a phrase). The core hashes, stores and reports inputs by it, so it never
     has to know a modality by name. The default treats every str as a path.
@@ -40,7 +45,7 @@ class Modality:
     default_encoder: str
     collate: Callable[[list], Any] | None = None
     extensions: tuple[str, ...] = ()
-    example_inputs: Callable[[], list] | None = None
+    example_inputs: Callable[[], list[Any]] | None = None
     description: str = ""
     input_file: Callable[[Any], Path | None] = file_input
     language: bool = False
@@ -101,21 +106,18 @@ class ModalitySamples:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def subset(self, index: Sequence[int]) -> "ModalitySamples":
-        return ModalitySamples(
-            [self.inputs[i] for i in index],
-            [self.labels[i] for i in index],
-            [self.keys[i] for i in index],
-            None if self.meta is None else [self.meta[i] for i in index],
-        )
-
 
 @dataclass
 class BindingData:
     """What a dataset factory returns: split name -> modality name -> samples.
 
-    class_names index the labels (used for zero-shot prompts). ``simulated`` names the
-    modalities whose data is simulated, so reports can say so.
+    splits: at least "train" (what binding uses); the recipe's ``[eval] split`` (default "test")
+    is evaluated and embedded, and ``[eval] extra_splits`` (e.g. held-out real recordings) are
+    scored against its galleries.
+    class_names: the name of each label index; zero-shot prompts are the ``[eval] templates``
+    filled with these names, so write them as a person would say them ("seven", "T-shirt").
+    simulated: the modalities whose data is simulated, so that reports say so.
+    description: one line for reports and ``mmbind list datasets``.
     """
 
     splits: dict[str, dict[str, ModalitySamples]]

@@ -6,43 +6,35 @@ and ``check`` (load every sample up front; on by default).
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
 
 import mmbind
+
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
 
 # The modalities the generic layouts may hold (the recipe checks declared modalities).
 GENERIC_MODALITIES = ("*",)  # any registered modality: the folders/columns name them
 
 
-def _lazy(module: str, function: str):
-    def factory(*args: Any, **options: Any) -> mmbind.BindingData:
-        return getattr(import_module(f"mmbind_plugins.datasets.{module}"), function)(*args, **options)
-
-    factory.__name__ = function
-    return factory
-
-
 @mmbind.hookimpl
 def register_datasets(register):
     register(mmbind.DatasetSpec(
-        "paired-folder", GENERIC_MODALITIES, _lazy("paired_folder", "load_paired_folder"),
+        "paired-folder", GENERIC_MODALITIES, mmbind.lazy("mmbind_plugins.datasets.paired_folder:load_paired_folder"),
         "root/<modality>/<stem>.<ext>: files pair by stem; optional labels.csv and train/ test/ folders"))
     register(mmbind.DatasetSpec(
-        "manifest", GENERIC_MODALITIES, _lazy("manifest", "load_manifest"),
+        "manifest", GENERIC_MODALITIES, mmbind.lazy("mmbind_plugins.datasets.manifest:load_manifest"),
         "a CSV or JSONL of pairs: one column per modality, optional label, split and key"))
     register(mmbind.DatasetSpec(
-        "esc50", ("audio",), _lazy("esc50", "load_esc50"),
+        "esc50", ("audio",), mmbind.lazy("mmbind_plugins.datasets.esc50:load_esc50"),
         "ESC-50 environmental sounds (audio/*.wav, meta/esc50.csv); 50 named classes, test fold"))
     register(mmbind.DatasetSpec(
-        "llvip", ("image", "thermal"), _lazy("llvip", "load_llvip"),
+        "llvip", ("image", "thermal"), mmbind.lazy("mmbind_plugins.datasets.llvip:load_llvip"),
         "LLVIP visible/infrared pairs (visible/{train,test}, infrared/{train,test})"))
     register(mmbind.DatasetSpec(
-        "nyu-depth-v2", ("image", "depth"), _lazy("nyu", "load_nyu_depth_v2"),
+        "nyu-depth-v2", ("image", "depth"), mmbind.lazy("mmbind_plugins.datasets.nyu:load_nyu_depth_v2"),
         "NYU Depth v2 labelled .mat (HDF5): RGB + depth in metres, scene-type classes"))
     register(mmbind.DatasetSpec(
-        "sun-rgbd", ("image", "depth"), _lazy("sunrgbd", "load_sun_rgbd"),
+        "sun-rgbd", ("image", "depth"), mmbind.lazy("mmbind_plugins.datasets.sunrgbd:load_sun_rgbd"),
         "SUN RGB-D scene folders: RGB + decoded depth PNGs (metres), scene classes"))
     register(mmbind.DatasetSpec(
-        "imu-windows", ("imu",), _lazy("imu_windows", "load_imu_windows"),
+        "imu-windows", ("imu",), mmbind.lazy("mmbind_plugins.datasets.imu_windows:load_imu_windows"),
         "labelled IMU windows: class folders of CSV/NPY, one long CSV with a window column, or an aeon .ts"))

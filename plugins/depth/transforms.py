@@ -22,7 +22,7 @@ import torch
 
 from mmbind.plugin.specs import InputError
 from mmbind_plugins.depth.io import KINDS, DepthMap, load_depth
-from mmbind_plugins.image.transforms import SpatialAugment, _check_size, resize_center_crop
+from mmbind_plugins.image.transforms import SpatialAugment, check_size, resize_center_crop
 
 KINECT_BASELINE_M = 0.075
 NYU_FX_PX = 518.857901
@@ -44,7 +44,7 @@ class DepthTransform:
         if fx <= 0 or baseline <= 0 or not 0 < min_depth < max_depth or max_disparity <= 0 or std <= 0:
             raise ValueError("depth options need fx, baseline, max_disparity, std > 0 and 0 < min_depth < max_depth")
         self.train = bool(train)
-        self.size = _check_size(size)
+        self.size = check_size(size)
         self.input = input
         self.fx, self.baseline = float(fx), float(baseline)
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)

