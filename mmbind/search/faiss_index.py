@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from mmbind.store import EmbeddingStore
+    from mmbind.search.source import VectorStore
 
 KINDS = ("flat", "ivf", "hnsw")
 _BUILD_CHUNK_ROWS = 65536  # vectors read per step while adding to the index: bounded memory
@@ -54,7 +54,7 @@ def _sample_rows(n: int, size: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, num=min(n, size)).astype(np.int64))
 
 
-def build_index(store: EmbeddingStore, collection: str, kind: str = "flat", *, nlist: int | None = None,
+def build_index(store: VectorStore, collection: str, kind: str = "flat", *, nlist: int | None = None,
                 hnsw_m: int = 32, ef_construction: int = 80, train_size: int | None = None) -> Path:
     """Build a FAISS inner-product index of ``collection``, streamed in chunks, and save it with
     its sidecar; returns the index path. ``ivf``: IndexIVFFlat with ``nlist`` lists (default
@@ -100,7 +100,7 @@ def build_index(store: EmbeddingStore, collection: str, kind: str = "flat", *, n
     return path
 
 
-def index_info(store: EmbeddingStore, collection: str) -> dict[str, Any]:
+def index_info(store: VectorStore, collection: str) -> dict[str, Any]:
     """The sidecar of a collection's index; raises FileNotFoundError if there is none."""
     path, sidecar = index_paths(store.path, collection)
     if not path.is_file() or not sidecar.is_file():
@@ -112,7 +112,7 @@ def index_info(store: EmbeddingStore, collection: str) -> dict[str, Any]:
         raise ValueError(f"{sidecar}: not valid JSON ({error})") from error
 
 
-def check_fresh(store: EmbeddingStore, collection: str, meta: dict[str, Any]) -> None:
+def check_fresh(store: VectorStore, collection: str, meta: dict[str, Any]) -> None:
     """Raise StaleIndexError unless the sidecar matches the collection's current state."""
     info = store.info(collection)
     problems = []
@@ -127,7 +127,7 @@ def check_fresh(store: EmbeddingStore, collection: str, meta: dict[str, Any]) ->
                               f"{'; '.join(problems)}; rebuild it with `mmbind index`")
 
 
-def load_index(store: EmbeddingStore, collection: str) -> tuple[Any, dict[str, Any]]:
+def load_index(store: VectorStore, collection: str) -> tuple[Any, dict[str, Any]]:
     """(faiss index, sidecar dict) after checking the index is not stale."""
     faiss = _faiss()
     meta = index_info(store, collection)
@@ -136,7 +136,7 @@ def load_index(store: EmbeddingStore, collection: str) -> tuple[Any, dict[str, A
     return faiss.read_index(str(path)), meta
 
 
-def search_index(store: EmbeddingStore, queries: np.ndarray, collection: str, top_k: int = 10, *,
+def search_index(store: VectorStore, queries: np.ndarray, collection: str, top_k: int = 10, *,
                  nprobe: int | None = None, ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows), each (Q, k), from the saved index; ``queries`` are unit rows."""
     index, meta = load_index(store, collection)

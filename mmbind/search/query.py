@@ -14,7 +14,7 @@ from mmbind.search.topk import as_float32, normalize_rows
 
 if TYPE_CHECKING:
     from mmbind.binder import Binder
-    from mmbind.store import EmbeddingStore
+    from mmbind.search.source import VectorStore
 
 
 class QueryResolver:
@@ -24,7 +24,7 @@ class QueryResolver:
     Records the binder fingerprints the vectors came from, so a search can refuse a query from
     another embedding space."""
 
-    def __init__(self, store: EmbeddingStore | None = None, binder: Binder | None = None,
+    def __init__(self, store: VectorStore | None = None, binder: Binder | None = None,
                  vectors: Mapping[str, Any] | None = None):
         self.store = store
         self.binder = binder
@@ -72,7 +72,7 @@ def query_matrix(queries: Any, resolver: QueryResolver) -> np.ndarray:
     return normalize_rows(queries, "query vectors")
 
 
-def search_entries(store: EmbeddingStore, queries: Any, collection: str, top_k: int = 10, *,
+def search_entries(store: VectorStore, queries: Any, collection: str, top_k: int = 10, *,
                    memory_budget: int | None = None, index: str | None = None, binder: Binder | None = None,
                    vectors: Mapping[str, Any] | None = None, **index_options: Any) -> list[list[dict[str, Any]]]:
     """What ``EmbeddingStore.search`` does: resolve queries, search, attach the stored columns."""
@@ -96,7 +96,7 @@ def search_entries(store: EmbeddingStore, queries: Any, collection: str, top_k: 
     return attach_entries(store, collection, scores, rows)
 
 
-def attach_entries(store: EmbeddingStore, collection: str, scores: np.ndarray,
+def attach_entries(store: VectorStore, collection: str, scores: np.ndarray,
                    rows: np.ndarray) -> list[list[dict[str, Any]]]:
     """Result dicts {corpus_id, id, score, label, path, meta} for (Q, k) scores and rows
     (rows < 0, FAISS's "no result", are left out)."""

@@ -9,7 +9,7 @@ import numpy as np
 from mmbind.search.topk import normalize_rows, topk_blocks
 
 if TYPE_CHECKING:
-    from mmbind.store import EmbeddingStore
+    from mmbind.search.source import VectorStore
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20  # bytes of working memory for a brute-force search
 _MIN_CHUNK_ROWS = 256  # fewer rows per matrix product waste the BLAS call's fixed cost
@@ -44,7 +44,7 @@ def plan_chunks(memory_budget: int, dim: int, n_queries: int, top_k: int) -> tup
         queries = (queries + 1) // 2
 
 
-def search_collection(store: EmbeddingStore, queries: Any, collection: str, top_k: int = 10,
+def search_collection(store: VectorStore, queries: Any, collection: str, top_k: int = 10,
                       memory_budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k over a store collection, streamed from the file: (scores, rows), each (Q, k).
 

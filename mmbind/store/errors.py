@@ -1,8 +1,10 @@
 """The store's errors."""
 from __future__ import annotations
 
+from mmbind.errors import UserError
 
-class StoreError(ValueError):
+
+class StoreError(UserError, ValueError):
     """A store, collection or entry that cannot be used; the message says what was expected."""
 
 
