@@ -181,21 +181,28 @@ class Binder(nn.Module):
         output_value: OutputValue | None = "embedding",
         normalize: bool = True,
         device: str | torch.device | None = None,
+        precision: str = "fp32",
         convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
     ) -> Any:
         """Embed raw inputs or file paths of one modality (sentence-transformers' ``encode``).
 
-        ``output_value``: "embedding" (N, dim) float32, unit rows unless ``normalize=False``;
-        "features" the encoder's output before the head (N, output_dim); None both, as a dict
-        {"embedding": ..., "features": ...} from one pass.
+        ``output_value``: "embedding" (N, dim), unit rows unless ``normalize=False``; "features"
+        the encoder's output before the head (N, output_dim); None both, as a dict
+        {"embedding": ..., "features": ...} from one pass. ``device``: "auto", "cpu", "cuda[:N]",
+        "mps" or None (where the binder is; otherwise the binder moves there). ``precision``:
+        fp32, bf16 or fp16 (autocast); results are float32 either way. Returns numpy arrays, or
+        tensors on the CPU with ``convert_to_tensor=True`` (or ``convert_to_numpy=False``).
         """
+        from mmbind.devices import autocast, resolve_device
+
         if modality not in self.encoders:
             raise KeyError(f"this binder has no {modality!r} tower; it has {', '.join(self.modalities)}")
         if output_value not in OUTPUT_VALUES:
             raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
         inputs = list(inputs)
         if device is not None:
-            self.to(device)
+            self.to(resolve_device(device))
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()
@@ -206,17 +213,22 @@ class Binder(nn.Module):
             show_progress_bar = len(inputs) > 50 * batch_size and progress.bars_enabled()
         for start in progress.progress(starts, total=len(starts), desc=f"encode {modality}", unit="batch",
                                        enabled=show_progress_bar):
-            features = self.encoders[modality](to_device(self.prepare(inputs[start:start + batch_size], modality),
-                                                         device))
+            chunk = inputs[start:start + batch_size]
+            with autocast(device, precision):
+                features = self.encoders[modality](to_device(self.prepare(chunk, modality), device))
+                embedding = self.embed_features(features, modality, normalize) if "embedding" in outputs else None
+            _check_finite(embedding if embedding is not None else features, chunk, modality)
             if "features" in outputs:
                 outputs["features"].append(features.float().cpu())
-            if "embedding" in outputs:
-                outputs["embedding"].append(self.embed_features(features, modality, normalize).float().cpu())
+            if embedding is not None:
+                # l2-normalised again in float32: a bf16 row is only unit to about 1e-2
+                outputs["embedding"].append(F.normalize(embedding.float(), dim=-1).cpu() if normalize
+                                            else embedding.float().cpu())
         self.train(was_training)
         width = {"embedding": self.dim, "features": int(self.encoders[modality].output_dim)}
         result = {name: torch.cat(chunks) if chunks else torch.empty(0, width[name])
                   for name, chunks in outputs.items()}
-        if convert_to_numpy:
+        if convert_to_numpy and not convert_to_tensor:
             result = {name: value.numpy() for name, value in result.items()}
         return result if output_value is None else result[output_value]
 
@@ -277,6 +289,19 @@ class Binder(nn.Module):
             binder.freeze_anchor()
         binder.eval()
         return binder.to(device) if device is not None else binder
+
+
+def _check_finite(rows: torch.Tensor, inputs: Sequence[Any], modality: str) -> None:
+    """A NaN or inf output row means an input the encoder cannot handle (values near the float32
+    limit, say): name that input rather than let a NaN vector into a store or a search."""
+    bad = (~torch.isfinite(rows).all(dim=1)).nonzero().flatten().tolist()
+    if bad:
+        x = inputs[bad[0]]
+        path = mmbind.get_modality(modality).input_file(x)
+        name = str(path) if path is not None else f"{modality} input of type {type(x).__name__}"
+        raise mmbind.InputError(f"{name}: its {modality} embedding is not finite (NaN or inf) "
+                                f"({len(bad)} such input(s) in its batch); expected values the encoder can "
+                                f"handle: check for extreme magnitudes")
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

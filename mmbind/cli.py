@@ -1,7 +1,6 @@
 """The `mmbind` command. Importing this module must stay cheap: no torch, timm or umap here."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -38,32 +37,10 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, traceback: bool) -> None:
     ctx.meta["mmbind.traceback"] = traceback or verbose > 0
 
 
-@cli.command()
-def plugins() -> None:
-    """Print each installed plugin's name, version and hooks as JSON."""
-    from mmbind.plugin.manager import plugin_info
-
-    click.echo(json.dumps(plugin_info(), indent=2))
-
-
-@cli.command(name="list")
-@click.argument("kind", type=click.Choice(["modalities", "encoders", "datasets", "losses"]))
-@click.argument("pattern", default="*")
-def list_(kind: str, pattern: str) -> None:
-    """List registered modalities, encoders, datasets or losses matching PATTERN (wildcards)."""
-    from mmbind.plugin.manager import registries
-
-    registry = registries()[kind]
-    for name in registry.list(pattern):
-        item = registry.get(name)
-        extra = f"[{item.modality}] " if hasattr(item, "modality") else ""
-        click.echo(f"{name:32s} {extra}{item.description}  ({registry.owner(name)})")
-
-
 def _register_builtin_commands() -> None:
-    from mmbind.commands import embeddings, recipes, results
+    from mmbind.commands import embeddings, plugins, recipes, results
 
-    for module in (recipes, results, embeddings):
+    for module in (plugins, recipes, results, embeddings):
         module.register(cli)
 
 
