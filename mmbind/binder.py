@@ -276,15 +276,21 @@ class Binder(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> "Binder":
         """Rebuild a binder saved by save_pretrained; no pretrained weights are fetched again."""
-        from safetensors.torch import load_model
+        from mmbind.errors import CheckpointError
+        from mmbind.weights import load_safetensors_into
 
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
         if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path} not found: expected a folder written by Binder.save_pretrained")
-        data = json.loads(config_path.read_text())
-        binder = cls(BinderConfig.from_dict(data), pretrained=False)
-        load_model(binder, str(directory / WEIGHTS_NAME), strict=True, device="cpu")
+            raise CheckpointError(f"{config_path} not found: expected a folder written by Binder.save_pretrained")
+        try:
+            data = json.loads(config_path.read_text())
+            config = BinderConfig.from_dict(data)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{config_path}: not a binder config ({type(error).__name__}: {error}); expected "
+                                  f"the config.json written by Binder.save_pretrained") from None
+        binder = cls(config, pretrained=False)
+        load_safetensors_into(binder, directory / WEIGHTS_NAME)
         if data.get("anchor_frozen", True):
             binder.freeze_anchor()
         binder.eval()

@@ -10,3 +10,7 @@ class UserError(Exception):
 
 class InputError(UserError, ValueError):
     """A raw input that cannot be used; the message names the file (or value) and what was expected."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A model, checkpoint or weights file that cannot be loaded; the message names the file."""

@@ -97,3 +97,36 @@ def test_manifest_paths_stay_inside_its_folder_unless_asked(tmp_path):
         mmbind.load_dataset("manifest", path=str(manifest))
     data = mmbind.load_dataset("manifest", path=str(manifest), allow_absolute=True, test_fraction=0.5)
     assert sum(len(s["image"]) for s in data.splits.values()) == 2
+
+
+class _Tripwire:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_weight_files_are_never_unpickled_and_errors_name_the_file(tmp_path):
+    import torch
+
+    from mmbind.binder import Binder, BinderConfig, TowerConfig
+    from mmbind.errors import CheckpointError
+    from mmbind.weights import load_torch_file
+
+    evil = tmp_path / "trainer_state.pt"
+    torch.save({"optimizer": _Tripwire(str(tmp_path / "UNPICKLED"))}, evil)
+    with pytest.raises(CheckpointError, match=r"trainer_state\.pt: refused to unpickle") as error:
+        load_torch_file(evil)
+    assert not (tmp_path / "UNPICKLED").exists() and "weights_only=False" not in str(error.value)
+
+    model = tmp_path / "model"
+    Binder(BinderConfig("image", {"image": TowerConfig("image-cnn-tiny", head="none")})).save_pretrained(model)
+    (model / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: not a readable safetensors file"):
+        Binder.from_pretrained(model)
+    (model / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"config\.json: not a binder config"):
+        Binder.from_pretrained(model)
+    with pytest.raises(CheckpointError, match="not found: expected a folder written by Binder.save_pretrained"):
+        Binder.from_pretrained(tmp_path / "nowhere")
