@@ -213,3 +213,12 @@ def test_schema_command_prints_the_recipe_json_schema(cli, tmp_path):
     assert schema["$defs"]["TowerTable"]["properties"]["head"]["enum"] == ["linear", "mlp", "none"]
     result = CliRunner().invoke(cli, ["schema", "--output", str(tmp_path / "recipe.schema.json")])
     assert result.exit_code == 0 and json.loads((tmp_path / "recipe.schema.json").read_text()) == schema
+
+
+def test_binder_configs_are_still_built_by_position():
+    config = BinderConfig("a", {"a": TowerConfig("enc-a", head="none"), "b": TowerConfig("enc-b")})
+    assert (config.anchor, config.towers["b"].encoder, config.towers["a"].head) == ("a", "enc-b", "none")
+    with pytest.raises(TypeError, match="'encoder' by position and by name"):
+        TowerConfig("enc", encoder="other")
+    with pytest.raises(ValidationError):
+        TowerConfig("enc", temperature=math.nan)

@@ -5,7 +5,7 @@ config.json holds them (``BinderConfig.to_dict``), so one schema describes both.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -21,6 +21,8 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 1.0
 
 class TowerConfig(ConfigModel):
     """One modality's tower: its encoder and options, its transform's settings, the head, the temperature."""
+
+    positional_fields: ClassVar[tuple[str, ...]] = ("encoder",)
 
     encoder: str = Field(min_length=1, description="A registered encoder for this modality (`mmbind list encoders`).")
     options: dict[str, Any] = Field(
@@ -44,6 +46,8 @@ class TowerConfig(ConfigModel):
 
 class BinderConfig(ConfigModel):
     """A binder's towers and which of them is the anchor: what config.json of a saved binder holds."""
+
+    positional_fields: ClassVar[tuple[str, ...]] = ("anchor", "towers")
 
     anchor: str = Field(min_length=1, description="The anchor's modality, a key of towers.")
     towers: dict[str, TowerConfig] = Field(description="Every tower, the anchor's included, by modality.")
