@@ -28,21 +28,24 @@ def test_every_hook_has_a_docstring():
 
 
 def _table_ref(prop: dict) -> str | None:
-    """The $defs reference of a property that is a table (or a table of tables), else None."""
-    items = prop.get("additionalProperties")
+    """The $defs reference of a property that is a table (a table of tables, an array of tables), else None."""
+    items = prop.get("additionalProperties") or prop.get("items")
     return prop.get("$ref") or (items.get("$ref") if isinstance(items, dict) else None)
 
 
 def _recipe_tables(schema: dict, node: dict, path: str = "") -> dict[str, list[dict]]:
     """Every table of the recipe JSON Schema by its TOML path ("" for the top level, "bind",
-    "anchor.pretrain", "modalities.<name>"), each with its properties and required fields."""
+    "anchor.pretrain", "modalities.<name>", "[data.add]" for an array of tables), each with its
+    properties and required fields."""
     tables = {path: [node]}
     for name, prop in node["properties"].items():
         ref = _table_ref(prop)
         if ref:
             sub = f"{path}.{name}" if path else name
-            if "$ref" not in prop:  # a table of tables: one per modality
+            if "additionalProperties" in prop:  # a table of tables: one per modality
                 sub += ".<name>"
+            elif "items" in prop:  # an array of tables, [[data.add]]
+                sub = f"[{sub}]"
             for key, found in _recipe_tables(schema, schema["$defs"][ref.split("/")[-1]], sub).items():
                 tables.setdefault(key, []).extend(found)
     return tables

@@ -55,9 +55,9 @@ def test_valid_recipe_resolves_defaults(toy_plugin, tmp_path):
     ('[data]\ndataset = "toy-clusters"', "", r"recipe: missing required field 'data'"),
     ("[modalities.toy-b]", "[modalities.toy-b]\nencoder = 3", r"\[modalities.toy-b\] encoder: expected a string, got 3"),
     ('head = "mlp"', 'head = "mlp"\nloss_options = { positives = "class" }',
-     r"\[modalities.toy-b\] loss_options: loss 'infonce' rejects \{'positives': 'class'\}.*'pair' or 'label'"),
+     r"\[modalities.toy-b\] loss_options: loss 'infonce' refused \{'positives': 'class'\}.*'pair' or 'label'"),
     ("warmup_steps = 5", "warmup_steps = 5\nloss_options = { margin = 1 }",
-     r"\[bind\] loss_options: loss 'infonce' rejects \{'margin': 1\}"),
+     r"\[bind\] loss_options: unknown option 'margin' of loss 'infonce' \(allowed: "),
 ])
 def test_errors_name_the_field_and_what_is_allowed(toy_plugin, tmp_path, old, new, message):
     text = recipe_text(toy_plugin, tmp_path)
@@ -222,3 +222,88 @@ def test_binder_configs_are_still_built_by_position():
         TowerConfig("enc", encoder="other")
     with pytest.raises(ValidationError):
         TowerConfig("enc", temperature=math.nan)
+
+
+def test_recipe_errors_are_user_errors():
+    from mmbind.errors import UserError
+
+    assert issubclass(RecipeError, UserError)  # the CLI prints them as one line and exits with 1
+
+
+# issue 14 item 2: every option table is checked against its factory when the recipe loads.
+@pytest.mark.parametrize("old,new,message", [
+    ('dataset = "toy-clusters"', 'dataset = "toy-clusters"\noptions = { n_per_clas = 5 }',
+     r"\[data\] options: unknown option 'n_per_clas' of dataset 'toy-clusters'; did you mean 'n_per_class'\? "
+     r"\(allowed: n_per_class, seed\)"),
+    ('dataset = "toy-clusters"', 'dataset = "toy-clusters"\noptions = { n_per_class = "5" }',
+     r"\[data\] options: option 'n_per_class' of dataset 'toy-clusters': expected an integer, got '5'"),
+    ("options = { output_dim = 32 }", "options = { output_dim = 32, hiden = 8 }",
+     r"\[anchor\] options: unknown option 'hiden' of encoder 'toy-a-mlp'; did you mean 'hidden'\?"),
+    ("options = { output_dim = 32 }", "options = { output_dim = 32.5 }",
+     r"\[anchor\] options: option 'output_dim' of encoder 'toy-a-mlp': expected an integer, got 32.5"),
+    ('head = "mlp"', 'head = "mlp"\npreprocess = { nosie = 0.2 }',
+     r"\[modalities.toy-b\] preprocess: unknown option 'nosie' of the transform of 'toy-b'; did you mean 'noise'\?"),
+    ('head = "mlp"', 'head = "mlp"\npreprocess = { noise = inf }',
+     r"\[modalities.toy-b\] preprocess: option 'noise' of the transform of 'toy-b': expected a finite number, got inf"),
+    ('head = "mlp"', 'head = "mlp"\npreprocess = { train = true }',
+     r"\[modalities.toy-b\] preprocess: option 'train' of the transform of 'toy-b' is set by mmbind"),
+    # the transform factory is called once: it checks its values itself
+    ('head = "mlp"', 'head = "mlp"\npreprocess = { noise = -1.0 }',
+     r"\[modalities.toy-b\] preprocess: the transform of 'toy-b' \(train=False\) refused \{'noise': -1.0\}: "
+     r"noise must be >= 0"),
+    ("options = { output_dim = 32 }", "options = { output_dim = 32 }\npreprocess = { noise = -1.0 }",
+     r"\[anchor\] preprocess: the transform of 'toy-a' \(train=False\) refused"),
+])
+def test_options_are_checked_against_the_factories_at_load(toy_plugin, tmp_path, old, new, message):
+    text = recipe_text(toy_plugin, tmp_path)
+    assert old in text
+    with pytest.raises(RecipeError, match=message) as error:
+        parse(text.replace(old, new, 1))
+    assert str(error.value).startswith("r.toml: ")
+
+
+def test_every_option_problem_is_on_its_own_line(toy_plugin, tmp_path):
+    text = recipe_text(toy_plugin, tmp_path).replace('head = "mlp"', 'head = "mlp"\npreprocess = { nosie = 0.2 }')
+    text = text.replace('dataset = "toy-clusters"', 'dataset = "toy-clusters"\noptions = { sead = 1 }')
+    with pytest.raises(RecipeError) as error:
+        parse(text)
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2 and "'sead'" in lines[0] and "'nosie'" in lines[1]
+
+
+def test_option_checks_read_any_factory_signature():
+    from mmbind import lazy
+    from mmbind.recipe.factories import Factory, option_problems
+
+    def factory(path: str, *, width: int = 8, scale: float = 1.0, sizes: tuple[int, ...] = (1,), **rest):
+        return None
+
+    assert option_problems(Factory(factory, "f"), {"path": "x", "sizes": [2, 3], "other": 1}) == []
+    assert option_problems(Factory(factory, "f"), {"width": True, "scale": math.nan}) == [
+        "option 'width' of f: expected an integer, got true", "option 'scale' of f: expected a finite number, got nan",
+        "f needs option 'path'"]
+    # a lazy factory is checked against its target's signature (a preset option becomes a default)
+    target = lazy("mmbind.recipe.loading:parse_assignments", option="--set")
+    assert option_problems(Factory(target, "g"), {"itemz": []}) == [
+        "unknown option 'itemz' of g; did you mean 'items'? (allowed: items, option)", "g needs option 'items'"]
+
+
+def test_a_value_the_dataset_refuses_names_the_recipe_table(tmp_path):
+    from mmbind.data.compose import ComposeError  # noqa: F401  (the dataset loads through compose)
+
+    text = DIGITS_RECIPE.replace("[data]\n", "[data]\noptions = { n_per_class = 0 }\n")
+    recipe = parse(text)
+    with pytest.raises(RecipeError, match=r"r.toml: \[data\] options: dataset 'digits-world' refused "
+                                          r"\{'n_per_class': 0\}: .*n_per_class must be None or an int >= 1"):
+        recipe.load_data()
+
+
+DIGITS_RECIPE = """
+name = "d"
+[data]
+dataset = "digits-world"
+[anchor]
+modality = "image"
+encoder = "image-digits-cnn"
+[modalities.digits]
+"""

@@ -19,6 +19,9 @@ def _load(x):
 def _transform(train: bool = False, noise: float = 0.1):
     import torch
 
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+
     def apply(x):
         t = torch.as_tensor(x)
         return t + noise * torch.randn_like(t) if train else t

@@ -10,12 +10,9 @@ if TYPE_CHECKING:
 
 
 def _load(recipe_path: str, overrides: tuple[str, ...]) -> "Recipe":
-    from mmbind.recipe import RecipeError, load_recipe, parse_assignments
+    from mmbind.recipe import load_recipe, parse_assignments
 
-    try:
-        return load_recipe(recipe_path, parse_assignments(overrides, "--set"))
-    except RecipeError as error:
-        raise click.ClickException(str(error)) from None
+    return load_recipe(recipe_path, parse_assignments(overrides, "--set"))  # a RecipeError is a UserError
 
 
 _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",

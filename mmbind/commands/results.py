@@ -53,30 +53,27 @@ def build_recipe(binder: "Binder", data: str | None, options: dict[str, Any], ru
     """The Recipe that evaluate_run needs: from a recipe file, from the run's recipe.toml, or built
     from a dataset name and the checkpoint's own towers."""
     import mmbind
-    from mmbind.recipe import EvalConfig, Recipe, RecipeError, load_recipe
+    from mmbind.recipe import EvalConfig, Recipe, load_recipe
 
     run_recipe = run / "recipe.toml" if run is not None and (run / "recipe.toml").is_file() else None
     dataset_options = {f"data.options.{k}": v for k, v in options.items()}
-    try:
-        if data is not None and (data.endswith(".toml") or Path(data).is_file()):
-            recipe = load_recipe(data, dataset_options)
-        elif data is None:
-            if run_recipe is None:
-                raise click.ClickException("no --data given and no recipe.toml in the run folder: "
-                                           "pass --data DATASET (see `mmbind list datasets`) or --data RECIPE.toml")
-            recipe = load_recipe(run_recipe, dataset_options)
-        else:
-            base = load_recipe(run_recipe) if run_recipe is not None else None
-            try:
-                mmbind.get_dataset(data)
-            except KeyError as error:
-                raise click.ClickException(f"--data {data!r}: {error}") from None
-            recipe = Recipe(name=base.name if base else output.resolve().parent.name or "eval", dataset=data,
-                            anchor=binder.anchor_modality, towers=binder.config.towers, dataset_options=options,
-                            seed=base.seed if base else 0, eval=base.eval if base else EvalConfig(),
-                            raw={"data": {"dataset": data, "options": options}})
-    except RecipeError as error:
-        raise click.ClickException(str(error)) from None
+    if data is not None and (data.endswith(".toml") or Path(data).is_file()):
+        recipe = load_recipe(data, dataset_options)
+    elif data is None:
+        if run_recipe is None:
+            raise click.ClickException("no --data given and no recipe.toml in the run folder: "
+                                       "pass --data DATASET (see `mmbind list datasets`) or --data RECIPE.toml")
+        recipe = load_recipe(run_recipe, dataset_options)
+    else:
+        base = load_recipe(run_recipe) if run_recipe is not None else None
+        try:
+            mmbind.get_dataset(data)
+        except KeyError as error:
+            raise click.ClickException(f"--data {data!r}: {error}") from None
+        recipe = Recipe(name=base.name if base else output.resolve().parent.name or "eval", dataset=data,
+                        anchor=binder.anchor_modality, towers=binder.config.towers, dataset_options=options,
+                        seed=base.seed if base else 0, eval=base.eval if base else EvalConfig(),
+                        raw={"data": {"dataset": data, "options": options}})
     recipe.output_dir = str(output.parent)
     return recipe
 
@@ -120,11 +117,10 @@ def register(cli: click.Group) -> None:
         """Zero-shot accuracy, retrieval R@K for every modality pair and supervised bounds of CHECKPOINT."""
         import time
 
-        import mmbind
         from mmbind.binder import Binder
         from mmbind.evaluation.results import format_table
         from mmbind.evaluation.run import evaluate_run
-        from mmbind.recipe import EvalConfig, RecipeError, parse_assignments
+        from mmbind.recipe import EvalConfig, parse_assignments
 
         model, run, default_output = resolve_checkpoint(checkpoint)
         output = output or default_output
@@ -132,15 +128,12 @@ def register(cli: click.Group) -> None:
                     "text_modality": text_modality, "supervised_baselines": supervised}
         settings = {name: value for name, value in settings.items() if value is not None and value != []}
         set_eval_fields(EvalConfig(), settings)  # a bad option fails now, before the binder loads
-        try:
-            dataset_options = parse_assignments(options, "--option")
-        except RecipeError as error:
-            raise click.ClickException(str(error)) from None
+        dataset_options = parse_assignments(options, "--option")
         started = time.perf_counter()
         binder = Binder.from_pretrained(model, device=device)
         recipe = build_recipe(binder, data, dataset_options, run, output)
         set_eval_fields(recipe.eval, settings)
-        dataset = mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
+        dataset = recipe.load_data()
         try:
             results = evaluate_run(binder, dataset, recipe, run_dir=output.parent)
         except ValueError as error:

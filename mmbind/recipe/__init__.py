@@ -8,6 +8,7 @@ Imports pydantic: command modules import this inside their functions.
 from mmbind.recipe.errors import ConfigError, RecipeError
 from mmbind.recipe.loading import apply_overrides, load_recipe, parse_assignments, parse_recipe
 from mmbind.recipe.schema import (
+    AddedDataset,
     AnchorTable,
     BindConfig,
     DataConfig,
@@ -21,6 +22,6 @@ from mmbind.recipe.schema import (
 )
 from mmbind.recipe.towers import BinderConfig, TowerConfig
 
-__all__ = ["AnchorTable", "BindConfig", "BinderConfig", "ConfigError", "DataConfig", "EmbedConfig", "EvalConfig",
+__all__ = ["AddedDataset", "AnchorTable", "BindConfig", "BinderConfig", "ConfigError", "DataConfig", "EmbedConfig", "EvalConfig",
            "PretrainConfig", "Recipe", "RecipeError", "RecipeFile", "TowerConfig", "TowerTable", "apply_overrides",
            "json_schema", "load_recipe", "parse_assignments", "parse_recipe"]

@@ -6,22 +6,26 @@ pydantic's ValidationError is translated here into lines such as
 from __future__ import annotations
 
 import difflib
+import inspect
 import types
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from mmbind.errors import UserError
+
 Location = tuple[str | int, ...]
 
 _KINDS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-                          dict: "a table", list: "a list"}
+                          dict: "a table", list: "a list", tuple: "a list"}
 _BOUNDS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"),
            "less_than_equal": ("le", "<="), "less_than": ("lt", "<")}
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the file, table, field and what is allowed."""
+class ConfigError(UserError, ValueError):
+    """A configuration that cannot be used; the message names the file, table, field and what is allowed.
+    A UserError: the CLI prints it as one clean message and exits with status 1."""
 
 
 class RecipeError(ConfigError):
@@ -155,6 +159,11 @@ def _kind(annotation: Any) -> str | None:
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(map(repr, get_args(annotation)))
     return _KINDS.get(get_origin(annotation) or annotation)
+
+
+def type_label(annotation: Any) -> str:
+    """A type as a recipe's reader knows it: "an integer", "one of 'a', 'b'", else as Python writes it."""
+    return _kind(annotation) or inspect.formatannotation(_strip(annotation))
 
 
 def _message(kind: str, item: dict[str, Any], annotation: Any) -> str:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 import mmbind
 from mmbind.recipe.errors import RecipeError, did_you_mean, problems
+from mmbind.recipe.factories import Factory, call_problems, option_problems
 from mmbind.recipe.schema import Recipe, RecipeFile, TowerTable
 from mmbind.recipe.towers import TowerConfig
 
@@ -97,9 +98,10 @@ class _Resolver:
 
     def recipe(self, file: RecipeFile, raw: dict[str, Any]) -> Recipe:
         dataset = file.data.dataset
-        provided = self.registered(mmbind.get_dataset, dataset, "[data] dataset").modalities
-        if "*" in provided:  # the dataset's modalities come from the user's files
-            provided = tuple(mmbind.list_modalities())
+        provided = list(self.provided(dataset, None, "[data]"))
+        for number, added in enumerate(file.data.add, 1):
+            more = self.provided(added.dataset, added.modalities, f"[[data.add]] #{number}")
+            provided += [m for m in more if m not in provided]
         anchor = file.anchor.modality
         towers = {anchor: self.tower(file.anchor, anchor, "[anchor]", "[anchor] modality")}
         if not file.modalities:
@@ -107,7 +109,7 @@ class _Resolver:
         for modality, table in file.modalities.items():
             where = f"[modalities.{modality}]"
             if modality not in provided:
-                raise self.fail("[modalities]", f"unknown field {modality!r}{did_you_mean(modality, list(provided))} "
+                raise self.fail("[modalities]", f"unknown field {modality!r}{did_you_mean(modality, provided)} "
                                                 f"(allowed: {', '.join(provided)})")
             if modality == anchor:
                 raise self.fail(where, "is the anchor; the anchor is set in [anchor]")
@@ -115,10 +117,22 @@ class _Resolver:
         if anchor not in provided:
             raise self.fail("[anchor] modality", f"dataset {dataset!r} provides {', '.join(provided)}, not {anchor!r}")
         recipe = Recipe(**file.model_dump(include={"name", "seed", "output_dir", "device", "bind", "eval", "embed"}),
-                        dataset=dataset, dataset_options=file.data.options, anchor=anchor, towers=towers,
-                        pretrain=file.anchor.pretrain, source=self.source, raw=raw)
-        self.check_loss(recipe)
+                        dataset=dataset, dataset_options=file.data.options, added=file.data.add, anchor=anchor,
+                        towers=towers, pretrain=file.anchor.pretrain, source=self.source, raw=raw)
+        self.registered(mmbind.get_loss, recipe.bind.loss, "[bind] loss")
+        self.check_options(recipe)
         return recipe
+
+    def provided(self, dataset: str, chosen: list[str] | None, table: str) -> tuple[str, ...]:
+        """The modalities that dataset ``dataset`` (named in ``table``) brings: ``chosen``, or all."""
+        provided = self.registered(mmbind.get_dataset, dataset, f"{table} dataset").modalities
+        if "*" in provided:  # the dataset's modalities come from the user's files
+            provided = tuple(mmbind.list_modalities())
+        for modality in chosen or ():
+            if modality not in provided:
+                raise self.fail(f"{table} modalities", f"dataset {dataset!r} has no modality {modality!r}"
+                                f"{did_you_mean(modality, list(provided))} (it has: {', '.join(provided)})")
+        return tuple(chosen) if chosen else provided
 
     def tower(self, table: TowerTable, modality: str, where: str, named_at: str) -> TowerConfig:
         """The tower of ``table`` (at ``where``; its modality is named at ``named_at``), its encoder resolved."""
@@ -130,16 +144,30 @@ class _Resolver:
                             f"encoders for {modality!r}: {', '.join(mmbind.list_encoders(modality=modality))}")
         return TowerConfig(**table.model_dump(exclude={"modality", "pretrain", "encoder"}), encoder=encoder)
 
-    def check_loss(self, recipe: Recipe) -> None:
-        """The loss exists and accepts every tower's options: checked now, not when binding starts."""
-        self.registered(mmbind.get_loss, recipe.bind.loss, "[bind] loss")
-        for modality in recipe.bound:
-            options = recipe.loss_options(modality)
-            if not options:
-                continue
+    def check_options(self, recipe: Recipe) -> None:
+        """Every option table against the factory it is passed to (factories.py), so that a typo
+        fails now, with every problem on its own line, and not when that factory is first called."""
+        found: dict[str, None] = {}  # ordered, without repeats
+
+        def check(where: str, factory: Factory, options: dict[str, Any], calls: list[dict[str, Any]] = ()) -> None:
+            problems = option_problems(factory, options) or call_problems(factory, options, calls)
+            found.update(dict.fromkeys(f"{self.source}: {where}: {problem}" for problem in problems))
+
+        for where, name, options in [("[data]", recipe.dataset, recipe.dataset_options)] + [
+                (f"[[data.add]] #{number}", added.dataset, added.options) for number, added in enumerate(recipe.added, 1)]:
+            check(f"{where} options", Factory(mmbind.get_dataset(name).factory, f"dataset {name!r}"), options)
+        for modality, tower in recipe.towers.items():
+            table = "[anchor]" if modality == recipe.anchor else f"[modalities.{modality}]"
+            check(f"{table} options", Factory(mmbind.get_encoder(tower.encoder).factory, f"encoder {tower.encoder!r}"),
+                  tower.options)
+            augmented = tower.augment and (modality != recipe.anchor or recipe.bind.augment_anchor)
+            transform = Factory(mmbind.get_modality(modality).transform, f"the transform of {modality!r}",
+                                reserved=("train",))
+            check(f"{table} preprocess", transform, tower.preprocess, [{"train": False}] + [{"train": True}] * augmented)
+        loss = Factory(mmbind.get_loss(recipe.bind.loss).factory, f"loss {recipe.bind.loss!r}")
+        for modality in recipe.bound:  # each tower's loss is built from [bind]'s options and its own
             own = recipe.towers[modality].loss_options
             where = f"[modalities.{modality}] loss_options" if own else "[bind] loss_options"
-            try:
-                mmbind.create_loss(recipe.bind.loss, **options)
-            except (TypeError, ValueError) as error:
-                raise self.fail(where, f"loss {recipe.bind.loss!r} rejects {options!r}: {error}") from None
+            check(where, loss, recipe.loss_options(modality), [{}])
+        if found:
+            raise RecipeError("\n".join(found))

@@ -11,6 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
+from mmbind.data.compose import ComposeError
+from mmbind.errors import UserError
+from mmbind.plugin.specs import BindingData
+from mmbind.recipe.errors import RecipeError
 from mmbind.recipe.model import ConfigModel
 from mmbind.recipe.towers import BinderConfig, TowerConfig
 
@@ -94,11 +98,24 @@ class EmbedConfig(ConfigModel):
     store: Name = Field("embeddings.h5", description="The store's file, relative to the run folder.")
 
 
+class AddedDataset(ConfigModel):
+    """A [[data.add]] table: another dataset whose modalities join [data]'s, each sample paired with
+    the base's samples of its class (``mmbind.compose_datasets``); classes are matched by name."""
+
+    dataset: Name = Field(description="A registered dataset (`mmbind list datasets`).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of its factory.")
+    modalities: list[Name] | None = Field(None, min_length=1, json_schema_extra=_optional,
+                                          description="The modalities to add; unset: all of its modalities.")
+
+
 class DataConfig(ConfigModel):
     """The dataset that the towers are trained and evaluated on."""
 
     dataset: Name = Field(description="A registered dataset (`mmbind list datasets`).")
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the dataset's factory.")
+    add: list[AddedDataset] = Field(default_factory=list,
+                                    description="[[data.add]] tables: datasets whose modalities are added, "
+                                                "paired by class.")
 
 
 class TowerTable(TowerConfig):
@@ -148,6 +165,7 @@ class Recipe(_RecipeCommon):
 
     dataset: Name
     dataset_options: dict[str, Any] = Field(default_factory=dict)
+    added: list[AddedDataset] = Field(default_factory=list)  # [[data.add]]
     anchor: Name
     towers: dict[str, TowerConfig]  # every tower, the anchor's (head "none") first
     pretrain: PretrainConfig | None = None
@@ -162,6 +180,32 @@ class Recipe(_RecipeCommon):
         """The loss options of one bound tower: [bind] loss_options, overridden by the tower's."""
         return {**self.bind.loss_options, **self.towers[modality].loss_options}
 
+    def load_data(self) -> BindingData:
+        """The recipe's dataset, with the modalities of each [[data.add]] dataset added by class."""
+        import mmbind
+
+        data = self._load(self.dataset, self.dataset_options, "[data]")
+        for number, added in enumerate(self.added, 1):
+            where = f"[[data.add]] #{number}"
+            extra = self._load(added.dataset, added.options, where)
+            try:
+                data = mmbind.compose_datasets(data, extra, added.modalities, names=(self.dataset, added.dataset))
+            except ComposeError as error:
+                raise RecipeError(f"{self.source or 'recipe'}: {where}: {error}") from None
+        return data
+
+    def _load(self, name: str, options: dict[str, Any], where: str) -> BindingData:
+        """Dataset ``name``; a value its factory refuses (TypeError, ValueError) names the table."""
+        import mmbind
+
+        try:
+            return mmbind.load_dataset(name, **options)
+        except UserError:
+            raise  # already names its file
+        except (TypeError, ValueError) as error:
+            raise RecipeError(f"{self.source or 'recipe'}: {where} options: dataset {name!r} refused "
+                              f"{options!r}: {error}") from error
+
     def binder_config(self) -> BinderConfig:
         return BinderConfig(anchor=self.anchor, towers=self.towers)
 
@@ -175,5 +219,5 @@ def json_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **RecipeFile.model_json_schema()}
 
 
-__all__ = ["AnchorTable", "BindConfig", "DataConfig", "EmbedConfig", "EvalConfig", "PretrainConfig",
+__all__ = ["AddedDataset", "AnchorTable", "BindConfig", "DataConfig", "EmbedConfig", "EvalConfig", "PretrainConfig",
            "Recipe", "RecipeFile", "TowerConfig", "TowerTable", "json_schema"]

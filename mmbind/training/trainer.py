@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-import mmbind
 from mmbind import distributed as dist
 from mmbind.binder import Binder
 from mmbind.plugin.specs import BindingData, ModalitySamples
@@ -55,7 +54,7 @@ class Trainer:
         self.run = RunFolder(run_dir or recipe.run_dir)
         self.device = dist.init_from_env(recipe.device)  # joins torchrun's process group, if any
         self.bars = dist.is_main() and (bars_enabled() if progress is None else progress)
-        self.data = data if data is not None else mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
+        self.data = data if data is not None else recipe.load_data()
         self.train_split = training_split(self.data, recipe)
         self.metrics = MetricsLog(self.run.metrics_path)
         self.loop = EpochLoop(self.metrics, recipe.bind.num_workers, self.device, self.bars)
