@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from mmbind.plugin.specs import BindingData
@@ -21,8 +19,8 @@ def train_recipe(recipe: Recipe, resume: bool = False,
 
     trainer = Trainer(recipe, data=data)
     recipe.run_dir.mkdir(parents=True, exist_ok=True)
-    if recipe.source and Path(recipe.source).is_file():
-        shutil.copyfile(recipe.source, recipe.run_dir / "recipe.toml")
+    # The recipe as it runs (--set overrides applied), which `mmbind eval RUN` reads back.
+    (recipe.run_dir / "recipe.toml").write_text(recipe.to_toml())
     return trainer.fit(resume=resume), trainer.data
 
 

@@ -307,3 +307,35 @@ modality = "image"
 encoder = "image-digits-cnn"
 [modalities.digits]
 """
+
+
+def test_recipe_to_toml_loads_back_as_the_same_recipe(toy_plugin, tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(recipe_text(toy_plugin, tmp_path))
+    recipe = load_recipe(path, {"bind.epochs": 3, "modalities.toy-b.preprocess": {"noise": 0.2}})
+    (tmp_path / "resolved.toml").write_text(recipe.to_toml())
+    again = load_recipe(tmp_path / "resolved.toml")
+    assert again.model_dump(exclude={"source", "raw"}) == recipe.model_dump(exclude={"source", "raw"})
+    written = tomllib.loads((tmp_path / "resolved.toml").read_text())
+    assert written["modalities"]["toy-b"]["encoder"] == "toy-b-mlp"  # the default, resolved
+    assert written["eval"]["recall_k"] == [1, 5, 10]  # every default written out
+
+
+# issue 16 item 14: the run folder's recipe.toml is the recipe as it ran, and `mmbind eval RUN` reads it.
+def test_the_run_folder_keeps_the_recipe_with_its_overrides_and_eval_reads_it(toy_plugin, tmp_path, cli):
+    path = tmp_path / "r.toml"
+    path.write_text(recipe_text(toy_plugin, tmp_path))  # [bind] epochs = 1
+    run = tmp_path / "run"
+    overrides = ["--set", "bind.epochs=2", "--set", "anchor.pretrain.epochs=1", "--set", "eval.recall_k=[1, 3]",
+                 "--set", "eval.supervised_baselines=false"]
+    result = CliRunner().invoke(cli, ["train", str(path), *overrides])
+    assert result.exit_code == 0, result.output
+    saved = tomllib.loads((run / "recipe.toml").read_text())
+    assert saved["bind"]["epochs"] == 2 and saved["anchor"]["pretrain"]["epochs"] == 1
+    assert saved["eval"]["recall_k"] == [1, 3] and saved["eval"]["supervised_baselines"] is False
+
+    result = CliRunner().invoke(cli, ["eval", str(run)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((run / "eval.json").read_text())
+    assert results["recipe_config"]["bind"]["epochs"] == 2
+    assert "R@3" in json.dumps(results) and "R@5" not in json.dumps(results)

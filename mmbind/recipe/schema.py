@@ -206,6 +206,22 @@ class Recipe(_RecipeCommon):
             raise RecipeError(f"{self.source or 'recipe'}: {where} options: dataset {name!r} refused "
                               f"{options!r}: {error}") from error
 
+    def to_toml(self) -> str:
+        """The recipe as it runs, as a recipe file: the tables with every override applied and
+        every default written out (encoders resolved), so that loading it gives this recipe again."""
+        import tomli_w
+
+        tables = self.model_dump(include={"name", "seed", "output_dir", "device"})
+        tables["data"] = {"dataset": self.dataset, "options": self.dataset_options,
+                          "add": [added.model_dump(exclude_none=True) for added in self.added]}
+        tables["anchor"] = {"modality": self.anchor, **self.towers[self.anchor].model_dump()}
+        if self.pretrain is not None:
+            tables["anchor"]["pretrain"] = self.pretrain.model_dump()
+        tables["modalities"] = {modality: self.towers[modality].model_dump() for modality in self.bound}
+        tables.update(self.model_dump(include={"bind", "eval", "embed"}))
+        header = f"# {self.source or 'The recipe'} as it ran: overrides applied, every default written out.\n"
+        return header + tomli_w.dumps(tables)
+
     def binder_config(self) -> BinderConfig:
         return BinderConfig(anchor=self.anchor, towers=self.towers)
 
