@@ -339,3 +339,54 @@ def test_the_run_folder_keeps_the_recipe_with_its_overrides_and_eval_reads_it(to
     results = json.loads((run / "eval.json").read_text())
     assert results["recipe_config"]["bind"]["epochs"] == 2
     assert "R@3" in json.dumps(results) and "R@5" not in json.dumps(results)
+
+
+ADD = """
+[[data.add]]
+dataset = "toy-clusters"
+options = {{ n_per_class = 20, seed = 1 }}
+modalities = ["toy-b"]
+"""
+
+
+def added_recipe(toy_plugin, tmp_path, add=ADD.format()):
+    text = recipe_text(toy_plugin, tmp_path).replace('dataset = "toy-clusters"', 'dataset = "toy-a-only"')
+    return text.replace("\n[anchor]\n", add + "\n[anchor]\n")
+
+
+def test_data_add_binds_another_datasets_modality_paired_by_class(toy_plugin, tmp_path):
+    from mmbind.pipeline import train_recipe
+
+    recipe = parse(added_recipe(toy_plugin, tmp_path))
+    assert [a.dataset for a in recipe.added] == ["toy-clusters"] and recipe.bound == ["toy-b"]
+    data = recipe.load_data()
+    train = data.splits["train"]
+    assert len(train["toy-a"]) == 400 and len(train["toy-b"]) == 200  # toy-b from the added dataset's options
+    assert train["toy-b"].keys == [str(label) for label in train["toy-b"].labels]  # paired by class
+    binder, _ = train_recipe(recipe)
+    assert (tmp_path / "run" / "model" / "config.json").is_file() and binder.modalities == ["toy-a", "toy-b"]
+    saved = tomllib.loads((tmp_path / "run" / "recipe.toml").read_text())
+    assert saved["data"]["add"] == [{"dataset": "toy-clusters", "options": {"n_per_class": 20, "seed": 1},
+                                     "modalities": ["toy-b"]}]
+
+
+@pytest.mark.parametrize("add,message", [
+    (ADD.replace('"toy-clusters"', '"toy-cluster"'),
+     r"\[\[data.add\]\] #1 dataset: unknown dataset 'toy-cluster'; did you mean 'toy-clusters'"),
+    (ADD.replace('["toy-b"]', '["toy-c"]'),
+     r"\[\[data.add\]\] #1 modalities: dataset 'toy-clusters' has no modality 'toy-c'; did you mean 'toy-b'\? "
+     r"\(it has: toy-a, toy-b\)"),
+    (ADD.replace("seed = 1", "sed = 1"),
+     r"\[\[data.add\]\] #1 options: unknown option 'sed' of dataset 'toy-clusters'; did you mean 'seed'"),
+    (ADD.replace("modalities", "modality"), r"\[\[data.add\]\] #1: unknown field 'modality'; did you mean 'modalities'\? \(allowed: dataset, options, modalities\)"),
+    (ADD.replace('["toy-b"]', "[]"), r"\[\[data.add\]\] #1 modalities: expected at least 1 item\(s\), got \[\]"),
+])
+def test_data_add_errors_name_the_table(toy_plugin, tmp_path, add, message):
+    with pytest.raises(RecipeError, match=message):
+        parse(added_recipe(toy_plugin, tmp_path, add.format()))
+
+
+def test_data_add_of_a_modality_the_base_has_is_refused_when_composed(toy_plugin, tmp_path):
+    recipe = parse(added_recipe(toy_plugin, tmp_path, ADD.format().replace('["toy-b"]', '["toy-a", "toy-b"]')))
+    with pytest.raises(RecipeError, match=r"r.toml: \[\[data.add\]\] #1: toy-a-only already has 'toy-a'"):
+        recipe.load_data()

@@ -102,30 +102,38 @@ def _locate(model: type[BaseModel], location: Location, prefix: Location, root: 
     """Walk ``location`` through the models' fields: tables (nested models, or a dict of them,
     as [modalities.<name>]) are collected until the field."""
     tables = [str(p) for p in prefix]
+    entry: int | None = None  # the index into an array of tables ([[data.add]]) that is being walked
     current: type[BaseModel] = model
     i = 0
     while i < len(location):
         key = location[i]
         field = current.model_fields.get(key) if isinstance(key, str) else None
         if field is None:
-            return _Place(_table(tables, root), current, str(key), None, location[i + 1:])
+            return _Place(_table(tables, root, entry), current, str(key), None, location[i + 1:])
         table, values = _model(field.annotation), _dict_of_models(field.annotation)
+        items = _list_of_models(field.annotation)
         if table is not None:
             tables.append(key)
             current, i = table, i + 1
         elif values is not None and i + 1 < len(location):
             tables.append(f"{key}.{location[i + 1]}")
             current, i = values, i + 2
+        elif items is not None and i + 1 < len(location) and isinstance(location[i + 1], int):
+            tables.append(key)
+            entry, current, i = location[i + 1], items, i + 2
         else:
             annotation = field.annotation
             for _ in location[i + 1:]:  # into the items of a list or the values of a dict
                 args = get_args(_strip(annotation))
                 annotation = args[-1] if args else Any
-            return _Place(_table(tables, root), current, key, annotation, location[i + 1:])
-    return _Place(_table(tables, root), current, None, dict, ())
+            return _Place(_table(tables, root, entry), current, key, annotation, location[i + 1:])
+    return _Place(_table(tables, root, entry), current, None, dict, ())
 
 
-def _table(tables: list[str], root: str) -> str:
+def _table(tables: list[str], root: str, entry: int | None = None) -> str:
+    """"[anchor.pretrain]"; an entry of an array of tables as "[[data.add]] #1" (counted from 1)."""
+    if entry is not None:
+        return f"[[{'.'.join(tables)}]] #{entry + 1}"
     return f"[{'.'.join(tables)}]" if tables else root
 
 
@@ -147,6 +155,11 @@ def _strip(annotation: Any) -> Any:
 def _model(annotation: Any) -> type[BaseModel] | None:
     annotation = _strip(annotation)
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _list_of_models(annotation: Any) -> type[BaseModel] | None:
+    annotation = _strip(annotation)
+    return _model(get_args(annotation)[0]) if get_origin(annotation) is list else None
 
 
 def _dict_of_models(annotation: Any) -> type[BaseModel] | None:
