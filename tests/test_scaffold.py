@@ -65,3 +65,17 @@ def test_new_plugin_refuses_bad_names_in_one_line(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["new-plugin", *args, "--output", str(tmp_path)])
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_docs_plugins_show_the_scaffolds_test_and_recipe_as_written(tmp_path):
+    from pathlib import Path
+
+    from mmbind.plugin.scaffold import new_plugin
+
+    root = new_plugin("braille", "braille", tmp_path)
+    doc = (Path(__file__).parent.parent / "docs" / "plugins.md").read_text()
+    for name in ("tests/test_mmbind_braille.py", "recipes/braille.toml"):
+        assert (root / name).read_text() in doc, f"docs/plugins.md is out of date with the scaffold's {name}"
+    for command in ("mmbind new-plugin", "mmbind check-plugin", "assert_plugin_conforms", "registered_plugin",
+                    "[[data.add]]"):
+        assert command in doc
