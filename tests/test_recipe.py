@@ -188,7 +188,7 @@ def test_commands_print_one_clean_error(toy_plugin, tmp_path, cli):
     path = tmp_path / "r.toml"
     path.write_text(recipe_text(toy_plugin, tmp_path))
     result = CliRunner().invoke(cli, ["train", str(path), "--set", "bind.lr=inf"])
-    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"Error: {path}: [bind] lr: expected a finite number, got inf (from an override)" in result.output
 
     checkpoint = tmp_path / "model"
@@ -196,7 +196,10 @@ def test_commands_print_one_clean_error(toy_plugin, tmp_path, cli):
     (checkpoint / "config.json").write_text("{}")  # refused before the binder is read
     for args, message in [(["--split", ""], "Invalid value for --split: expected a non-empty string, got ''"),
                           (["--template", "no class"], "Invalid value for --template: 'no class' has no '{}' for the class name"),
-                          (["--option", "n_per_class"], "--option 'n_per_class': expected KEY=VALUE")]:
+                          (["--option", "n_per_class"], "--option 'n_per_class': expected KEY=VALUE"),
+                          (["--data", "toy-clusters", "--option", "n_per_clas=3"],
+                           "--option: unknown option 'n_per_clas' of dataset 'toy-clusters'; did you mean 'n_per_class'?"),
+                          (["--data", "toy-clusterz"], "--data 'toy-clusterz': unknown dataset 'toy-clusterz'")]:
         result = CliRunner().invoke(cli, ["eval", str(checkpoint), *args])
         assert result.exit_code == 2 if "Invalid" in message else result.exit_code == 1, result.output
         assert message in result.output and "Traceback" not in result.output

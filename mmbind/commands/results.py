@@ -52,12 +52,11 @@ def build_recipe(binder: "Binder", data: str | None, options: dict[str, Any], ru
                  output: Path) -> "Recipe":
     """The Recipe that evaluate_run needs: from a recipe file, from the run's recipe.toml, or built
     from a dataset name and the checkpoint's own towers."""
-    import mmbind
     from mmbind.recipe import EvalConfig, Recipe, load_recipe
 
     run_recipe = run / "recipe.toml" if run is not None and (run / "recipe.toml").is_file() else None
     dataset_options = {f"data.options.{k}": v for k, v in options.items()}
-    if data is not None and (data.endswith(".toml") or Path(data).is_file()):
+    if data is not None and is_recipe(data):
         recipe = load_recipe(data, dataset_options)
     elif data is None:
         if run_recipe is None:
@@ -66,16 +65,31 @@ def build_recipe(binder: "Binder", data: str | None, options: dict[str, Any], ru
         recipe = load_recipe(run_recipe, dataset_options)
     else:
         base = load_recipe(run_recipe) if run_recipe is not None else None
-        try:
-            mmbind.get_dataset(data)
-        except KeyError as error:
-            raise click.ClickException(f"--data {data!r}: {error}") from None
         recipe = Recipe(name=base.name if base else output.resolve().parent.name or "eval", dataset=data,
                         anchor=binder.anchor_modality, towers=binder.config.towers, dataset_options=options,
                         seed=base.seed if base else 0, eval=base.eval if base else EvalConfig(),
                         raw={"data": {"dataset": data, "options": options}})
     recipe.output_dir = str(output.parent)
     return recipe
+
+
+def is_recipe(data: str) -> bool:
+    return data.endswith(".toml") or Path(data).is_file()
+
+
+def check_dataset(name: str, options: dict[str, Any]) -> None:
+    """--data DATASET and its --option values, checked as a recipe's [data] table is."""
+    import mmbind
+    from mmbind.recipe import RecipeError
+    from mmbind.recipe.factories import Factory, option_problems
+
+    try:
+        spec = mmbind.get_dataset(name)
+    except KeyError as error:
+        raise click.ClickException(f"--data {name!r}: {error}") from None
+    problems = option_problems(Factory(spec.factory, f"dataset {name!r}"), options)
+    if problems:
+        raise RecipeError("\n".join(f"--option: {problem}" for problem in problems))
 
 
 def find_results(path: str) -> dict:
@@ -129,6 +143,8 @@ def register(cli: click.Group) -> None:
         settings = {name: value for name, value in settings.items() if value is not None and value != []}
         set_eval_fields(EvalConfig(), settings)  # a bad option fails now, before the binder loads
         dataset_options = parse_assignments(options, "--option")
+        if data is not None and not is_recipe(data):
+            check_dataset(data, dataset_options)  # before the binder loads
         started = time.perf_counter()
         binder = Binder.from_pretrained(model, device=device)
         recipe = build_recipe(binder, data, dataset_options, run, output)
