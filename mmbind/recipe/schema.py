@@ -195,14 +195,15 @@ class Recipe(_RecipeCommon):
         return data
 
     def _load(self, name: str, options: dict[str, Any], where: str) -> BindingData:
-        """Dataset ``name``; a value its factory refuses (TypeError, ValueError) names the table."""
+        """Dataset ``name``; a value its factory refuses (a ValueError) names the table. Names and
+        types of the options were checked at load; a TypeError now is a bug and keeps its traceback."""
         import mmbind
 
         try:
             return mmbind.load_dataset(name, **options)
         except UserError:
             raise  # already names its file
-        except (TypeError, ValueError) as error:
+        except ValueError as error:
             raise RecipeError(f"{self.source or 'recipe'}: {where} options: dataset {name!r} refused "
                               f"{options!r}: {error}") from error
 
