@@ -381,7 +381,8 @@ def test_data_add_binds_another_datasets_modality_paired_by_class(toy_plugin, tm
      r"\(it has: toy-a, toy-b\)"),
     (ADD.replace("seed = 1", "sed = 1"),
      r"\[\[data.add\]\] #1 options: unknown option 'sed' of dataset 'toy-clusters'; did you mean 'seed'"),
-    (ADD.replace("modalities", "modality"), r"\[\[data.add\]\] #1: unknown field 'modality'; did you mean 'modalities'\? \(allowed: dataset, options, modalities\)"),
+    (ADD.replace("modalities", "modality"),
+     r"\[\[data.add\]\] #1: unknown field 'modality'; did you mean 'modalities'\? \(allowed: dataset, options, modalities\)"),
     (ADD.replace('["toy-b"]', "[]"), r"\[\[data.add\]\] #1 modalities: expected at least 1 item\(s\), got \[\]"),
 ])
 def test_data_add_errors_name_the_table(toy_plugin, tmp_path, add, message):

@@ -149,12 +149,14 @@ class _Resolver:
         fails now, with every problem on its own line, and not when that factory is first called."""
         found: dict[str, None] = {}  # ordered, without repeats
 
-        def check(where: str, factory: Factory, options: dict[str, Any], calls: list[dict[str, Any]] = ()) -> None:
+        def check(where: str, factory: Factory, options: dict[str, Any],
+                  calls: Iterable[dict[str, Any]] = ()) -> None:
             problems = option_problems(factory, options) or call_problems(factory, options, calls)
             found.update(dict.fromkeys(f"{self.source}: {where}: {problem}" for problem in problems))
 
-        for where, name, options in [("[data]", recipe.dataset, recipe.dataset_options)] + [
-                (f"[[data.add]] #{number}", added.dataset, added.options) for number, added in enumerate(recipe.added, 1)]:
+        datasets = [("[data]", recipe.dataset, recipe.dataset_options)]
+        datasets += [(f"[[data.add]] #{n}", added.dataset, added.options) for n, added in enumerate(recipe.added, 1)]
+        for where, name, options in datasets:
             check(f"{where} options", Factory(mmbind.get_dataset(name).factory, f"dataset {name!r}"), options)
         for modality, tower in recipe.towers.items():
             table = "[anchor]" if modality == recipe.anchor else f"[modalities.{modality}]"
@@ -163,7 +165,8 @@ class _Resolver:
             augmented = tower.augment and (modality != recipe.anchor or recipe.bind.augment_anchor)
             transform = Factory(mmbind.get_modality(modality).transform, f"the transform of {modality!r}",
                                 reserved=("train",))
-            check(f"{table} preprocess", transform, tower.preprocess, [{"train": False}] + [{"train": True}] * augmented)
+            modes = [{"train": False}, {"train": True}] if augmented else [{"train": False}]
+            check(f"{table} preprocess", transform, tower.preprocess, modes)
         loss = Factory(mmbind.get_loss(recipe.bind.loss).factory, f"loss {recipe.bind.loss!r}")
         for modality in recipe.bound:  # each tower's loss is built from [bind]'s options and its own
             own = recipe.towers[modality].loss_options
