@@ -105,6 +105,9 @@ def test_an_override_that_breaks_the_recipe_says_so(toy_plugin, tmp_path):
         load_recipe(path, {"bind.lr": math.inf})
     with pytest.raises(RecipeError, match=r"override 'bind.epochs.x': bind.epochs is not a table"):
         load_recipe(path, {"bind.epochs.x": 1})
+    with pytest.raises(RecipeError, match=r"r.toml: \[modalities.toy-b\] preprocess: unknown option 'nosie' .* "
+                                          r"\(from an override\)$"):
+        load_recipe(path, {"modalities.toy-b.preprocess.nosie": 0.2})
 
 
 def test_assignments_are_validated_like_the_file(toy_plugin, tmp_path):

@@ -78,14 +78,15 @@ def _parse(data: dict[str, Any], source: str, overridden: list[Key]) -> Recipe:
             by_override = any(problem.location[:len(key)] == key for key in overridden)
             lines.append(problem.describe(source) + (" (from an override)" if by_override else ""))
         raise RecipeError("\n".join(lines)) from None
-    return _Resolver(source).recipe(file, data)
+    return _Resolver(source, overridden).recipe(file, data)
 
 
 class _Resolver:
     """Checks the names a recipe gives to plugins (dataset, modalities, encoders, loss) and builds the Recipe."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, overridden: list[Key] = ()):
         self.source = source
+        self.overridden = overridden  # the dotted keys set by --set, so that their errors say so
 
     def fail(self, where: str, message: str) -> RecipeError:
         return RecipeError(f"{self.source}: {where}: {message}")
@@ -149,28 +150,36 @@ class _Resolver:
         fails now, with every problem on its own line, and not when that factory is first called."""
         found: dict[str, None] = {}  # ordered, without repeats
 
-        def check(where: str, factory: Factory, options: dict[str, Any],
+        def check(where: str, key: Key, factory: Factory, options: dict[str, Any],
                   calls: Iterable[dict[str, Any]] = ()) -> None:
             problems = option_problems(factory, options) or call_problems(factory, options, calls)
-            found.update(dict.fromkeys(f"{self.source}: {where}: {problem}" for problem in problems))
+            by_override = any(k[:len(key)] == key or key[:len(k)] == k for k in self.overridden)
+            suffix = " (from an override)" if by_override else ""
+            found.update(dict.fromkeys(f"{self.source}: {where}: {problem}{suffix}" for problem in problems))
 
-        datasets = [("[data]", recipe.dataset, recipe.dataset_options)]
-        datasets += [(f"[[data.add]] #{n}", added.dataset, added.options) for n, added in enumerate(recipe.added, 1)]
-        for where, name, options in datasets:
-            check(f"{where} options", Factory(mmbind.get_dataset(name).factory, f"dataset {name!r}"), options)
+        datasets = [("[data]", ("data",), recipe.dataset, recipe.dataset_options)]
+        datasets += [(f"[[data.add]] #{n}", ("data", "add"), added.dataset, added.options)
+                     for n, added in enumerate(recipe.added, 1)]
+        for where, key, name, options in datasets:
+            dataset = Factory(mmbind.get_dataset(name).factory, f"dataset {name!r}")
+            check(f"{where} options", key + ("options",), dataset, options)
         for modality, tower in recipe.towers.items():
-            table = "[anchor]" if modality == recipe.anchor else f"[modalities.{modality}]"
-            check(f"{table} options", Factory(mmbind.get_encoder(tower.encoder).factory, f"encoder {tower.encoder!r}"),
-                  tower.options)
+            if modality == recipe.anchor:
+                table, key = "[anchor]", ("anchor",)
+            else:
+                table, key = f"[modalities.{modality}]", ("modalities", modality)
+            encoder = Factory(mmbind.get_encoder(tower.encoder).factory, f"encoder {tower.encoder!r}")
+            check(f"{table} options", key + ("options",), encoder, tower.options)
             augmented = tower.augment and (modality != recipe.anchor or recipe.bind.augment_anchor)
             transform = Factory(mmbind.get_modality(modality).transform, f"the transform of {modality!r}",
                                 reserved=("train",))
             modes = [{"train": False}, {"train": True}] if augmented else [{"train": False}]
-            check(f"{table} preprocess", transform, tower.preprocess, modes)
+            check(f"{table} preprocess", key + ("preprocess",), transform, tower.preprocess, modes)
         loss = Factory(mmbind.get_loss(recipe.bind.loss).factory, f"loss {recipe.bind.loss!r}")
         for modality in recipe.bound:  # each tower's loss is built from [bind]'s options and its own
             own = recipe.towers[modality].loss_options
-            where = f"[modalities.{modality}] loss_options" if own else "[bind] loss_options"
-            check(where, loss, recipe.loss_options(modality), [{}])
+            where, key = ((f"[modalities.{modality}] loss_options", ("modalities", modality, "loss_options")) if own
+                          else ("[bind] loss_options", ("bind", "loss_options")))
+            check(where, key, loss, recipe.loss_options(modality), [{}])
         if found:
             raise RecipeError("\n".join(found))
