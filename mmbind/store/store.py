@@ -188,9 +188,47 @@ class EmbeddingStore:
                 keep.append(i)
                 new.add(h)
         if keep:
-            part.append(*batch.take(keep, first_row=part.count()))
+            self._write(lambda: part.append(*batch.take(keep, first_row=part.count())))
             known.update(new)
         return AddResult(len(keep), len(batch.hashes) - len(keep))
+
+    def _write(self, write: Callable[[], None]) -> None:
+        """Run a write; if it fails (a full disk), the file is dropped without HDF5 writing more,
+        and StoreError says what was kept and how to resume."""
+        try:
+            write()
+        except (OSError, RuntimeError) as error:
+            self._collections = {}
+            self._hashes = {}
+            raise self._file.abandon(error) from error
+
+    def replace(self, collection: str, rows: Sequence[int], vectors: Any, *, fingerprint: str,
+                hashes: Sequence[str]) -> None:
+        """Overwrite the vectors and content hashes of existing ``rows`` (an entry whose input
+        changed, ``mmbind embed --replace``); their ids, labels, paths and metadata stay."""
+        self._require_writer()
+        part = self._collection(collection)
+        rows = [int(r) for r in part.rows(list(rows))]
+        batch = validate_batch(part.info(), vectors, fingerprint=fingerprint, ids=None, labels=None, paths=None,
+                               metas=None, hashes=hashes)
+        known = self._hash_set(collection)
+        old = part.content_hashes(np.asarray(rows, dtype=np.int64))
+        self._write(lambda: part.replace(rows, batch.vectors, batch.hashes))
+        known.difference_update(old[r] for r in rows)
+        known.update(batch.hashes)
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and its entries (rewrites the store file once, like creating one)."""
+        self._require_writer()
+        if name not in self.file["collections"]:
+            raise StoreError(f"{self.path}: no collection {name!r} to delete")
+        self._collections = {}
+        self._hashes.pop(name, None)
+
+        def delete(f: h5py.File) -> None:
+            del f["collections"][name]
+
+        self._file.change(delete)
 
     def add_stream(self, collection: str, batches: Iterable[EntryBatch | Mapping[str, Any]], *,
                    fingerprint: str, on_commit: Callable[[AddResult, int], None] | None = None) -> AddResult:
