@@ -25,3 +25,10 @@ def test_every_hook_has_a_docstring():
     for name, fn in vars(hookspecs).items():
         if inspect.isfunction(fn) and hasattr(fn, "mmbind_spec"):
             assert fn.__doc__ and "Called" in fn.__doc__, name
+
+
+def test_documented_binder_folders_are_the_runs_model_folder():
+    """A run folder keeps its final binder in model/ (docs/training.md); docs must not send users elsewhere."""
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for folder in re.findall(r"--binder (runs/[\w.-]+/[\w.-]+)", doc.read_text()):
+            assert folder.endswith("/model"), f"{doc.name}: --binder {folder} (a run's binder is in model/)"
