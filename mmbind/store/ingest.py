@@ -227,18 +227,57 @@ def dataset_items(data: BindingData, split: str, modality: str, id_prefix: str) 
     return items
 
 
+def _stage_prefix(split: str, modality: str) -> str:
+    return f"{split}/{modality}/"
+
+
+def _foreign_id(store: EmbeddingStore, collection: str, prefix: str) -> str | None:
+    """The first id of ``collection`` that the embed stage did not write (None if all are its own)."""
+    for _, entry_id in store.iter_ids(collection):
+        if not entry_id.startswith(prefix):
+            return entry_id
+    return None
+
+
+def _refuse_foreign(store: EmbeddingStore, collection: str, prefix: str) -> None:
+    foreign = _foreign_id(store, collection, prefix)
+    if foreign is not None:
+        raise StoreError(
+            f"{store.path}: collection {collection!r} holds entries the recipe's embed stage did not write "
+            f"(e.g. id {foreign!r}), and the stage writes this collection; it never deletes them: move them "
+            f"to a collection of another name (or another store), or set [embed] store to another file")
+
+
+def check_stage_store(recipe: Recipe) -> None:
+    """Before a run: StoreError if a collection the embed stage writes holds entries of the user's."""
+    path = recipe.run_dir / recipe.embed.store
+    if not path.exists():
+        return
+    with EmbeddingStore(path, mode="r") as store:
+        for modality in recipe.towers:
+            if modality in store:
+                _refuse_foreign(store, modality, _stage_prefix(recipe.embed.split, modality))
+
+
 def embed_split(binder: Binder, data: BindingData, recipe: Recipe) -> Path:
     """The recipe's embed stage: every bound modality of the ``[embed] split`` into the run's
-    store, one collection per modality; a rerun skips what the store already holds."""
+    store, one collection per modality; a rerun skips what the store already holds. A collection
+    of this stage holding vectors of another model (an earlier run) is replaced; other
+    collections, and entries the stage did not write, are never deleted."""
     path = recipe.run_dir / recipe.embed.store
     split = recipe.embed.split
     fingerprint = binder.fingerprint()
     with EmbeddingStore(path) as store:
         for modality in data.splits[split]:
-            if modality in binder.modalities:
-                embed_inputs(store, binder, modality, dataset_items(data, split, modality, f"{split}/{modality}"),
-                             modality=modality, batch_size=_STAGE_BATCH_SIZE, fingerprint=fingerprint)
+            if modality not in binder.modalities:
+                continue
+            prefix = _stage_prefix(split, modality)
+            if modality in store and store.info(modality).fingerprint != fingerprint:
+                _refuse_foreign(store, modality, prefix)
+                store.delete_collection(modality)  # an earlier model's vectors, all written by this stage
+            embed_inputs(store, binder, modality, dataset_items(data, split, modality, prefix.rstrip("/")),
+                         modality=modality, batch_size=_STAGE_BATCH_SIZE, fingerprint=fingerprint)
     return path
 
 
-__all__ = ["EmbedItem", "embed_inputs", "dataset_items", "embed_split"]
+__all__ = ["EmbedItem", "embed_inputs", "dataset_items", "embed_split", "check_stage_store", "CONTENT_KEY"]

@@ -289,6 +289,13 @@ class EmbeddingStore:
                  "meta": json.loads(metas[row]) if metas[row] else {}, "content_hash": hashes[row]}
                 for row in rows.tolist()]
 
+    def iter_ids(self, collection: str) -> Iterator[tuple[int, str]]:
+        """``(row, id)`` of every committed entry, in row order (read in bounded steps)."""
+        part = self._collection(collection)
+        if part.reader:
+            part.columns["ids"].refresh()
+        return part.columns["ids"].scan(part.count())
+
     def find_ids(self, collection: str, ids: Iterable[str]) -> dict[str, int]:
         """Row of the first entry with each id (ids not found are absent); scans the id column
         (a writer scans once, then keeps the ids in memory)."""
@@ -297,7 +304,7 @@ class EmbeddingStore:
             return self._collection(collection).find("ids", ids)
         if collection not in self._id_rows:
             rows: dict[str, int] = {}
-            for row, entry_id in self._collection(collection).columns["ids"].scan(self.count(collection)):
+            for row, entry_id in self.iter_ids(collection):
                 rows.setdefault(entry_id, row)
             self._id_rows[collection] = rows
         known = self._id_rows[collection]
