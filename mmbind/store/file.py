@@ -18,6 +18,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -242,7 +243,9 @@ class StoreFile:
                 pass
             self._h5 = None
         self.close()
-        reason = " ".join(str(error).split())  # HDF5's messages span lines
+        # HDF5's message spans lines and buffer addresses; the system's reason is what matters
+        system = re.search(r"error message = '([^']+)'", str(error))
+        reason = system.group(1) if system else " ".join(str(error).split())
         return StoreError(f"{self.path}: writing failed ({reason}); the store keeps every batch committed "
                           "before this one. Free disk space, then run the same command again: it repairs "
                           "the file and resumes")
