@@ -4,21 +4,35 @@ test_resume.py.)"""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-import subprocess
-import sys
+import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_core_training import toy_recipe
 from test_resume import mmbind, write_recipe
 
 from mmbind.errors import RunFolderError, TrainingError
 from mmbind.pipeline import run_recipe, train_recipe
-from mmbind.store import EmbeddingStore, StoreError
+from mmbind.store import EmbeddingStore, StoreError, embed_split
 from mmbind.training.bind import BindStage
+
+
+STEPS = 4  # binding steps per epoch: small, to keep these tests quick
+
+
+def toy_recipe(toy_plugin, tmp_path: Path, epochs: int):
+    """The toy recipe without anchor pretraining and with STEPS steps per epoch."""
+    import tomllib
+
+    from mmbind.recipe import parse_recipe
+
+    data = tomllib.loads(toy_plugin.RECIPE.format(run_dir=tmp_path / "run", epochs=epochs))
+    data["anchor"].pop("pretrain")
+    data["bind"]["steps_per_epoch"] = STEPS
+    return parse_recipe(data, "toy.toml")
 
 
 def snapshot(run: Path) -> dict[str, str]:
@@ -77,17 +91,7 @@ def test_overwrite_keeps_the_earlier_run_until_the_new_one_has_a_checkpoint(toy_
 def test_a_non_finite_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(toy_plugin, tmp_path,
                                                                                               monkeypatch):
     recipe = toy_recipe(toy_plugin, tmp_path, epochs=3)
-    steps = None
-
-    def count(self, *args, **kwargs):
-        nonlocal steps
-        original_init(self, *args, **kwargs)
-        steps = self.steps
-
-    original_init = BindStage.__init__
-    monkeypatch.setattr(BindStage, "__init__", count)
-    nan_after(monkeypatch, 10**9)
-    train_recipe(toy_recipe(toy_plugin, tmp_path / "probe", epochs=1))  # learn the steps per epoch
+    steps = STEPS
     nan_after(monkeypatch, steps + 3)  # the third step of epoch 2
     with pytest.raises(TrainingError) as error:
         train_recipe(recipe)
@@ -98,8 +102,6 @@ def test_a_non_finite_loss_stops_training_naming_the_step_and_keeps_the_last_goo
     assert f"the last good checkpoint, {run / 'checkpoints' / 'epoch-0001'}, is kept" in message
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0001"]
     assert not (run / "model").exists()  # no model saved after the loss went bad
-    import json
-
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r.get("loss/toy-b", 0)) for r in records)  # the NaN step is not recorded
 
@@ -112,49 +114,57 @@ def test_an_infinite_learning_rate_fails_at_the_first_bad_step_not_with_a_nan_mo
     assert not (tmp_path / "run" / "model").exists()
 
 
-def test_two_trainers_on_one_run_folder_cannot_both_run(tmp_path):
-    recipe = write_recipe(tmp_path, "shared", epochs=6)
+def test_two_trainers_on_one_run_folder_cannot_both_run(toy_plugin, tmp_path):
+    from click.testing import CliRunner
+
+    from mmbind.cli import cli
+    from mmbind.commands import recipes
+
+    recipes.register(cli) if "train" not in cli.commands else None
+
+    recipe = write_recipe(tmp_path, "shared", epochs=500)  # runs until this test kills it
     first = mmbind(tmp_path, "train", str(recipe))
-    lock = tmp_path / "shared" / ".lock"
+    run = tmp_path / "shared"
     deadline = time.time() + 120
-    while not (lock.exists() and lock.read_text().strip()) and first.poll() is None and time.time() < deadline:
+    while not ((run / ".lock").exists() and (run / ".lock").read_text()) and first.poll() is None \
+            and time.time() < deadline:
         time.sleep(0.01)
-    assert first.poll() is None, "the first trainer ended before the second started"
-    second = subprocess.run([sys.executable, str(tmp_path / "run_toy.py"), "train", str(recipe), "--overwrite"],
-                            capture_output=True, text=True, timeout=120)
-    assert second.returncode == 1
-    assert f"another process (pid {first.pid}) is training in this run folder" in second.stderr
-    assert "Traceback" not in second.stderr
-    assert first.wait(300) == 0, first.stderr.read()
-    epochs = [line for line in (tmp_path / "shared" / "metrics.jsonl").read_text().splitlines()
+    assert first.poll() is None, first.stderr.read()
+    try:
+        second = CliRunner().invoke(cli, ["train", str(recipe), "--overwrite"])
+        assert first.poll() is None  # the first was still training when the second was refused
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert second.exit_code == 1
+    assert f"another process (pid {first.pid}) is training in this run folder" in second.output
+    assert "Traceback" not in second.output
+    metrics = run / "metrics.jsonl"
+    epochs = [json.loads(line)["epoch"] for line in (metrics.read_text().splitlines() if metrics.exists() else [])
               if '"bind_epoch"' in line]
-    assert len(epochs) == 6  # one trainer's records, not two interleaved
-    assert not lock.exists()
+    assert epochs == list(range(1, len(epochs) + 1))  # one trainer's records, not two interleaved
 
 
 def test_the_embed_stage_never_deletes_entries_it_did_not_write(toy_plugin, tmp_path):
     recipe = toy_recipe(toy_plugin, tmp_path, epochs=1)
-    recipe.eval.supervised_baselines = False
-    run_recipe(recipe, echo=lambda line: None)
-    store_path = tmp_path / "run" / recipe.embed.store
+    binder, data = train_recipe(recipe)
+    store_path = embed_split(binder, data, recipe)
     with EmbeddingStore(store_path) as store:
         info = store.info("toy-b")
-        pipeline_count = info.count
         mine = np.random.default_rng(0).normal(size=(3, info.dim))
         store.create_collection("mine", modality="toy-b", dim=info.dim, fingerprint=info.fingerprint)
         store.add("mine", mine, fingerprint=info.fingerprint, ids=["my/0", "my/1", "my/2"])
 
     recipe = toy_recipe(toy_plugin, tmp_path, epochs=2)
-    recipe.eval.supervised_baselines = False
-    run_recipe(recipe, echo=lambda line: None, overwrite=True)
+    binder, data = train_recipe(recipe, overwrite=True)
+    embed_split(binder, data, recipe)
     with EmbeddingStore(store_path, mode="r") as store:
         assert store.count("mine") == 3  # the user's collection is untouched
-        assert store.info("toy-b").fingerprint != info.fingerprint  # the stage's own one is the new model's
-        assert store.count("toy-b") == pipeline_count
-        fingerprint = store.info("toy-b").fingerprint
+        assert store.info("toy-b").fingerprint == binder.fingerprint() != info.fingerprint
+        assert store.count("toy-b") == info.count  # the stage's own one now holds the new model's vectors
 
     with EmbeddingStore(store_path) as store:  # the user adds an entry to a collection the stage writes
-        store.add("toy-b", mine[:1], fingerprint=fingerprint, ids=["my-own.npy"])
+        store.add("toy-b", mine[:1], fingerprint=binder.fingerprint(), ids=["my-own.npy"])
     before = snapshot(tmp_path / "run")
     with pytest.raises(StoreError, match=r"collection 'toy-b' holds entries the recipe's embed stage did not "
                                          r"write \(e.g. id 'my-own.npy'\)"):

@@ -123,7 +123,6 @@ class _Encoder:
     def encode(self, batch: list[EmbedItem]) -> tuple[list[int], np.ndarray]:
         """(the positions in ``batch`` that encoded, their vectors)."""
         inputs = [str(item.input) if isinstance(item.input, Path) else item.input for item in batch]
-        modality = self.spec.name
         try:
             return list(range(len(batch))), self._vectors(inputs)
         except (InputError, OSError):
