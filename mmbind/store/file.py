@@ -9,6 +9,9 @@ Crash safety (a killed writer leaves a readable file holding every finished batc
   * structural changes (a new file, a new collection) are made on a copy that atomically
     replaces the store, because SWMR forbids creating objects and a non-SWMR writer is not
     crash-safe.
+  * a file shorter than its superblock says is refused (cut short), or, when a writer left it so
+    because its disk filled up, grown back, verified and resumed by the next writer; a failed
+    write drops HDF5's handle without letting it write more (``abandon``).
 Concurrency: one writer (``<store>.lock``), any number of readers (SWMR readers) in other
 processes; a reader reopens the file when the writer has swapped in a copy.
 """
@@ -25,9 +28,9 @@ from typing import Callable
 
 import h5py
 
+from mmbind.locking import FileLock, holder_alive
 from mmbind.store.collection import Collection
 from mmbind.store.errors import StoreError, StoreLockedError
-from mmbind.locking import FileLock, holder_alive
 from mmbind.store.recovery import clear_status_flags, extend_to_eoa, read_superblock
 from mmbind.store.schema import LIBVER, check_store, init_store
 

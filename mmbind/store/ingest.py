@@ -7,6 +7,7 @@ one commit (``EmbeddingStore.add_stream``). Only one batch is in memory at a tim
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from itertools import islice
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from mmbind.binder import Binder
     from mmbind.recipe import Recipe
 
+log = logging.getLogger(__name__)
 _STAGE_BATCH_SIZE = 256  # the recipe's embed stage: inputs per encode call and per commit
 CONTENT_KEY = "content"  # metadata key of an input that is its own content (a phrase), as embedded
 
@@ -274,8 +276,12 @@ def embed_split(binder: Binder, data: BindingData, recipe: Recipe) -> Path:
             if modality in store and store.info(modality).fingerprint != fingerprint:
                 _refuse_foreign(store, modality, prefix)
                 store.delete_collection(modality)  # an earlier model's vectors, all written by this stage
-            embed_inputs(store, binder, modality, dataset_items(data, split, modality, prefix.rstrip("/")),
-                         modality=modality, batch_size=_STAGE_BATCH_SIZE, fingerprint=fingerprint)
+            result = embed_inputs(store, binder, modality, dataset_items(data, split, modality, prefix.rstrip("/")),
+                                  modality=modality, batch_size=_STAGE_BATCH_SIZE, fingerprint=fingerprint)
+            if result.changed:
+                log.warning("%s: %d %s samples left out: their ids are stored with other content (the dataset "
+                            "changed?), e.g. %s; rerun with --overwrite to re-embed", path, len(result.changed),
+                            modality, result.changed[0])
     return path
 
 

@@ -11,6 +11,7 @@ once the new run has saved its first checkpoint, and moves them back if it fails
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,8 +85,8 @@ class RunFolder:
     def check_free(self, resume: bool, overwrite: bool) -> None:
         """RunFolderError if an earlier run is here and neither ``resume`` nor ``overwrite`` says
         what to do with it."""
-        if resume or overwrite:
-            return
+        if resume or overwrite or not _writes_files():
+            return  # other ranks: rank 0 may already be writing the new run's files
         earlier = self.earlier_run()
         if earlier:
             raise RunFolderError(
@@ -98,7 +99,7 @@ class RunFolder:
         """Hold ``<run>/.lock`` (rank 0): a second training process on this folder gets
         RunFolderError. Reentrant within a process (``mmbind run`` holds it over every stage)."""
         key = self.path.resolve()
-        if not dist.is_main() or key in _held:
+        if not _writes_files() or key in _held:
             if key in _held:
                 _held[key][1] += 1
             try:
@@ -191,3 +192,9 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def _writes_files() -> bool:
+    """Rank 0 (the one that writes the run folder), known from torchrun's RANK even before the
+    process group is set up."""
+    return dist.is_main() if dist.is_distributed() else int(os.environ.get("RANK", "0")) == 0
