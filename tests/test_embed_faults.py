@@ -111,9 +111,12 @@ def test_an_edited_file_is_reported_and_replace_overwrites_its_entry(tmp_path, f
         row = handle.find_ids("audio", [str(clips / "c2.wav")])[str(clips / "c2.wav")]
         old = handle.vectors("audio", [row])[0]
 
+    assert invoke("index", store, "audio").exit_code == 0  # an index of the old vectors
     replaced = invoke(*args, "--replace")
     assert json.loads(replaced.stdout.splitlines()[-1]) == {"collection": "audio", "added": 0, "skipped": 3,
                                                             "count": 4, "replaced": 1}
+    assert "removed the FAISS index of 'audio'" in replaced.stderr
+    assert not list(tmp_path.glob("s.h5.audio.faiss*"))
     expected = FakeBinder(dim=16).vector(str(clips / "c2.wav"), "audio")
     with EmbeddingStore(store, mode="r") as handle:
         assert handle.find_ids("audio", [str(clips / "c2.wav")])[str(clips / "c2.wav")] == row

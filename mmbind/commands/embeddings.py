@@ -255,6 +255,8 @@ def embed(store: str, inputs: tuple[str, ...], binder_dir: str, modality: str, c
             _remove_if_empty(Path(store))
         raise
     _report_left_out(total)
+    if total.replaced:
+        _drop_stale_index(store, name)
     summary = {"collection": name, "added": total.added, "skipped": total.skipped, "count": count}
     summary.update({key: value for key, value in (("replaced", total.replaced), ("changed", len(total.changed)),
                                                     ("bad", len(total.bad))) if value})
@@ -271,6 +273,19 @@ def _report_left_out(total: Any) -> None:
         click.echo(f"skipped {len(total.bad)} bad input(s):", err=True)
         for item, reason in total.bad:
             click.echo(f"  {item}: {reason}", err=True)
+
+
+def _drop_stale_index(store: str, collection: str) -> None:
+    """After --replace: a saved FAISS index still holds the old vectors (its entry count did not
+    change, so it would not look stale): remove it."""
+    from mmbind.search.faiss_index import index_paths
+
+    removed = [p for p in index_paths(store, collection) if p.is_file()]
+    for path in removed:
+        path.unlink()
+    if removed:
+        click.echo(f"removed the FAISS index of {collection!r} ({removed[0]}): it held the replaced vectors; "
+                   f"rebuild it with `mmbind index {store} {collection}`", err=True)
 
 
 def _remove_if_empty(path: Path) -> None:
