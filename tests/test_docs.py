@@ -101,3 +101,10 @@ def test_docs_recipes_documents_every_field_of_the_json_schema_with_its_default(
 def test_docs_recipes_shows_mmbind_schema():
     text = (ROOT / "docs" / "recipes.md").read_text()
     assert "mmbind schema" in text and "--output" in text
+
+
+def test_documented_binder_folders_are_the_runs_model_folder():
+    """A run folder keeps its final binder in model/ (docs/training.md); docs must not send users elsewhere."""
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for folder in re.findall(r"--binder (runs/[\w.-]+/[\w.-]+)", doc.read_text()):
+            assert folder.endswith("/model"), f"{doc.name}: --binder {folder} (a run's binder is in model/)"

@@ -29,6 +29,7 @@ import torch
 
 from mmbind import distributed as dist
 from mmbind.binder import Binder
+from mmbind.errors import TrainingError
 from mmbind.plugin.specs import BindingData, ModalitySamples
 from mmbind.progress import bars_enabled
 from mmbind.recipe import Recipe
@@ -59,23 +60,42 @@ class Trainer:
         self.metrics = MetricsLog(self.run.metrics_path)
         self.loop = EpochLoop(self.metrics, recipe.bind.num_workers, self.device, self.bars)
 
-    def fit(self, resume: bool = False) -> Binder:
+    def fit(self, resume: bool = False, overwrite: bool = False) -> Binder:
         """Pretrain the anchor if the recipe asks, bind every modality, save the final model.
-        With ``resume``, continue from the run folder's last epoch checkpoint (if there is one)."""
+        With ``resume``, continue from the run folder's last epoch checkpoint (if there is one).
+        A run folder holding an earlier run is refused (RunFolderError) unless ``resume`` or
+        ``overwrite``; with ``overwrite`` its files are kept until this run saves a checkpoint."""
+        with self.run.lock():
+            self.run.check_free(resume, overwrite)
+            try:
+                binder = self._fit(resume)
+            except BaseException:
+                self.run.restore_aside()
+                raise
+            self.run.drop_aside()
+        return binder
+
+    def _fit(self, resume: bool) -> Binder:
         torch.manual_seed(self.recipe.seed)
         checkpoint = self.run.last_checkpoint() if resume else None
         if resume and checkpoint is None:
             logger.warning("--resume: no checkpoint in %s; starting from scratch", self.run.checkpoint_dir)
         with self.metrics:
             if checkpoint is None:
-                self.run.clear()
+                self.run.set_aside()
                 binder, state = self.new_binder(), None
             else:
                 binder, state = self.run.load_checkpoint(checkpoint, self.device)
                 apply_grad_checkpointing(binder, self.recipe)
                 self.metrics.truncate(state.global_step)
             dist.barrier()  # no rank reads the run folder while rank 0 is still clearing it
-            self.bind(binder, state)
+            try:
+                self.bind(binder, state)
+            except TrainingError as error:
+                last = self.run.last_checkpoint()
+                kept = (f"the last good checkpoint, {last}, is kept (continue from it with --resume once the "
+                        "cause is fixed, e.g. a lower learning rate)" if last else "no checkpoint had been saved")
+                raise TrainingError(f"{error}; training stopped, {kept}") from None
         self.run.save_model(binder)
         dist.barrier()
         return binder
@@ -107,6 +127,7 @@ class Trainer:
 
         def checkpoint(epoch: int) -> None:
             self.run.save_checkpoint(binder, stage.resume_state(epoch + 1))
+            self.run.drop_aside()  # something new exists: the replaced run can go
 
         self.loop.run(stage, stage.start_epoch, after_epoch=checkpoint)
         return stage
