@@ -45,7 +45,8 @@ def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
     ``factory(**options)`` builds an ``nn.Module`` with an int ``output_dim`` mapping a collated
     batch to ``(B, output_dim)`` features. It may be called more than once (the binder, the
     supervised baseline, ``Binder.from_pretrained`` with ``pretrained=False``): it must not
-    keep state between calls.
+    keep state between calls. An encoder that tokenises defines ``collate(items) -> batch`` and
+    takes tensors in ``forward``, so the batching runs in loader workers and the tower exports.
     """
 
 
