@@ -14,3 +14,7 @@ class InputError(UserError, ValueError):
 
 class CheckpointError(UserError, ValueError):
     """A model, checkpoint or weights file that cannot be loaded; the message names the file."""
+
+
+class ExportError(UserError, ValueError):
+    """A tower that cannot be exported to the asked format; the message says why and what would."""
