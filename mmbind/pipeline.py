@@ -31,10 +31,13 @@ def run_recipe(recipe: Recipe, resume: bool = False, echo: Callable[[str], None]
     from mmbind.evaluation.results import format_table
     from mmbind.evaluation.run import evaluate_run
 
+    from mmbind.tracking import tracking
+
     started = time.perf_counter()
-    binder, data = train_recipe(recipe, resume=resume)
-    trained = time.perf_counter()
-    results = evaluate_run(binder, data, recipe)
+    with tracking(recipe, recipe.run_dir):  # one tracker run for training and evaluation
+        binder, data = train_recipe(recipe, resume=resume)
+        trained = time.perf_counter()
+        results = evaluate_run(binder, data, recipe)
     results["timing"] = {"train_seconds": round(trained - started, 1)}
     from mmbind.store.ingest import embed_split
 

@@ -70,6 +70,11 @@ class EmbedConfig:
 
 
 @dataclass
+class LogConfig:
+    trackers: list[str] = field(default_factory=list)  # built-in trackers: "tensorboard", "wandb"
+
+
+@dataclass
 class Recipe:
     name: str
     dataset: str
@@ -83,6 +88,7 @@ class Recipe:
     bind: BindConfig = field(default_factory=BindConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -171,7 +177,7 @@ def _field_type(f) -> type:
 def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Validate a recipe table (as read from TOML) and resolve plugin names."""
     v = _Validator(source)
-    top = ["name", "seed", "output_dir", "device", "data", "anchor", "modalities", "bind", "eval", "embed"]
+    top = ["name", "seed", "output_dir", "device", "data", "anchor", "modalities", "bind", "eval", "embed", "log"]
     v.table(data, "recipe", top, required=("name", "data", "anchor", "modalities"))
     scalars = {k: v.value(data, k, kind, "recipe") for k, kind in
                (("name", str), ("seed", int), ("output_dir", str), ("device", str)) if k in data}
@@ -208,6 +214,7 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
         bind=v.dataclass(BindConfig, data.get("bind", {}), "[bind]"),
         eval=v.dataclass(EvalConfig, data.get("eval", {}), "[eval]"),
         embed=v.dataclass(EmbedConfig, data.get("embed", {}), "[embed]"),
+        log=v.dataclass(LogConfig, data.get("log", {}), "[log]"),
         source=source, raw=data, **scalars,
     )
     v.plugin("loss", recipe.bind.loss, "[bind] loss")
@@ -219,6 +226,11 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
                 mmbind.create_loss(recipe.bind.loss, **options)
             except (TypeError, ValueError) as error:
                 raise v.fail(where, f"loss {recipe.bind.loss!r} rejects {options!r}: {error}") from None
+    from mmbind.tracking.builtin import TRACKERS
+
+    for name in recipe.log.trackers:
+        if name not in TRACKERS:
+            raise v.fail("[log] trackers", f"unknown tracker {name!r}; expected any of {', '.join(TRACKERS)}")
     for template in recipe.eval.templates:
         if "{}" not in str(template):
             raise v.fail("[eval] templates", f"each template needs a '{{}}' for the class name, got {template!r}")
