@@ -13,7 +13,9 @@ import click
 @click.option("--modality", "-m", required=True, help="The tower to export (a modality of the binder).")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Trace on auto, cpu, cuda[:N] or mps.")
-def export(binder_dir: str, out: str, modality: str, fmt: str, device: str) -> None:
+@click.option("--input", "inputs", multiple=True,
+              help="An input to trace and check with (repeatable); default: the modality's example inputs.")
+def export(binder_dir: str, out: str, modality: str, fmt: str, device: str, inputs: tuple[str, ...]) -> None:
     """Write one tower of the binder in BINDER_DIR (encoder, head, l2 normalisation) to OUT.
 
     Preprocessing stays outside the graph: its inputs are the tensors of Binder.prepare(inputs,
@@ -25,8 +27,12 @@ def export(binder_dir: str, out: str, modality: str, fmt: str, device: str) -> N
     from mmbind.export.tower import example_batch, export_tower, run_exported
 
     binder = Binder.from_pretrained(binder_dir, device=resolve_device(device))
-    metadata = export_tower(binder, modality, out, fmt)
-    batch = example_batch(binder, modality)
+    if modality not in binder.encoders:  # before reading any input: the clearer message
+        from mmbind.errors import ExportError
+
+        raise ExportError(f"this binder has no {modality!r} tower; it has {', '.join(binder.modalities)}")
+    batch = binder.prepare(list(inputs), modality) if inputs else example_batch(binder, modality)
+    metadata = export_tower(binder, modality, out, fmt, batch=batch)
     import torch
 
     from mmbind.binder import to_device

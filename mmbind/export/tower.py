@@ -86,7 +86,12 @@ def flatten_batch(batch: Any, modality: str, encoder: str) -> tuple[list[str], l
 def example_batch(binder: Binder, modality: str) -> Any:
     """A collated batch of two of the modality's example inputs (two, so the batch stays dynamic)."""
     spec = mmbind.get_modality(modality)
-    examples = list(spec.example_inputs()) if spec.example_inputs is not None else []
+    try:
+        examples = list(spec.example_inputs()) if spec.example_inputs is not None else []
+    except ImportError as error:  # e.g. example photos from a package of the [demo] extra
+        raise ExportError(f"the {modality} modality's example inputs need a package that is not installed "
+                          f"({error}); trace with inputs of yours (mmbind export --input FILE) or pip install "
+                          f"'mmbind[demo]'") from None
     if not examples:
         raise ExportError(f"the {modality} modality has no example_inputs(): the exporter traces the tower "
                           f"on a real batch; expected the plugin to provide example inputs")

