@@ -83,7 +83,7 @@ def test_onnx_equals_mmbind(encoder, folders, tmp_path):
     binder, modality = binder_with(encoder, folders)
     path = tmp_path / f"{encoder}.onnx"
     metadata = export_tower(binder, modality, path, "onnx")
-    assert read_metadata(path) == metadata and metadata.fingerprint == binder.fingerprint(modality)
+    assert read_metadata(path) == metadata and metadata.fingerprint == binder.fingerprint()
     inputs = other_inputs(modality)
     ours = binder.encode(inputs, modality, convert_to_tensor=True)
     theirs = run_exported(path, binder.prepare(inputs, modality))
@@ -119,10 +119,12 @@ def test_export_command_writes_and_checks_the_file(tmp_path, folders):
     binder, _ = binder_with("text-transformer-tiny", folders)
     binder.save_pretrained(tmp_path / "model")
     out = tmp_path / "text.onnx"
-    result = CliRunner().invoke(cli, ["export", str(tmp_path / "model"), "-m", "text", "--format", "onnx", str(out)])
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "model"), "-m", "text", "--format", "onnx", str(out),
+                                      "--input", "seven", "--input", "the number three in red"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["inputs"] == ["input_ids", "attention_mask"] and summary["max_abs_difference"] < 1e-4
+    assert summary["fingerprint"] == binder.fingerprint() and not list(tmp_path.glob(".*partial*"))
     bad = CliRunner().invoke(cli, ["export", str(tmp_path / "model"), "-m", "depth", str(tmp_path / "d.onnx")])
     assert bad.exit_code == 1 and "no 'depth' tower" in bad.output
 

@@ -5,7 +5,8 @@ that ``Binder.prepare(inputs, modality)`` makes (load, transform, collate; text 
 collate), in a fixed order with fixed names, and its one output ``embedding`` is (B, dim) unit
 vectors. Dimension 0 of every input is the batch; integer and boolean inputs (token ids and
 masks) also vary in dimension 1, the sequence. The graph carries mmbind's metadata (modality,
-fingerprint, input names, preprocess options) so a deployment can rebuild the preprocessing.
+the binder's fingerprint, input names, preprocess options) so a deployment can rebuild the
+preprocessing and match the vectors to a store's collection.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class TowerMetadata:
     modality: str
     encoder: str
     dim: int
-    fingerprint: str  # Binder.fingerprint(modality): equals a store collection's for these vectors
+    fingerprint: str  # Binder.fingerprint(): the one a store collection of these vectors records
     inputs: list[str]
     preprocess: dict[str, Any] = field(default_factory=dict)
     mmbind_version: str = mmbind.__version__
@@ -127,21 +128,25 @@ def export_tower(binder: Binder, modality: str, out: str | Path, format: Format 
     device = next(binder.parameters()).device
     tensors = [t.to(device) for t in tensors]
     tower = ExportedTower(binder, modality, names, structure).eval()
-    metadata = TowerMetadata(modality, tower_config.encoder, binder.dim, binder.fingerprint(modality), names,
+    metadata = TowerMetadata(modality, tower_config.encoder, binder.dim, binder.fingerprint(), names,
                              dict(tower_config.preprocess))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed over ``out`` only once complete
     try:
         with torch.no_grad():
             if format == "onnx":
-                _to_onnx(tower, tensors, names, out, metadata)
+                _to_onnx(tower, tensors, names, partial, metadata)
             else:
-                _to_torchscript(tower, tensors, out, metadata)
+                _to_torchscript(tower, tensors, partial, metadata)
+        partial.replace(out)
     except ExportError:
         raise
     except Exception as error:  # the exporter's own message says which operation failed
         raise ExportError(f"the {modality} tower (encoder {tower_config.encoder!r}) cannot be exported to "
                           f"{format}: {type(error).__name__}: {str(error).strip().splitlines()[0]}") from error
+    finally:
+        partial.unlink(missing_ok=True)
     return metadata
 
 
