@@ -198,3 +198,44 @@ def test_full_base_text_transformer():
     assert 250_000_000 < sum(p.numel() for p in encoder.parameters()) < 350_000_000
     with torch.no_grad():
         assert embed(encoder, ["seven"]).shape == (1, 1024)
+
+
+def test_a_text_tower_trains_with_tokenising_loader_workers(tmp_path):
+    """Tokenising is collate's job, so it runs in the loader's worker processes: a paired-folder
+    run with a text tower and two workers trains, and gives the same weights as one without."""
+    import tomllib
+
+    from PIL import Image
+
+    from mmbind.recipe import parse_recipe
+    from mmbind.training.trainer import Trainer
+
+    root = tmp_path / "pairs"
+    (root / "image").mkdir(parents=True)
+    (root / "text").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):  # simulated pairs: noise images, phrases naming their index
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / "image" / f"p{i}.png")
+        (root / "text" / f"p{i}.txt").write_text(f"picture number {i} of sixteen")
+    weights = []
+    for workers in (0, 2):
+        recipe = parse_recipe(tomllib.loads(f"""
+name = "text-workers"
+output_dir = "{tmp_path / f'run{workers}'}"
+[data]
+dataset = "paired-folder"
+options = {{ root = "{root}", test_fraction = 0.25 }}
+[anchor]
+modality = "image"
+encoder = "image-cnn-tiny"
+preprocess = {{ size = 16 }}
+[modalities.text]
+encoder = "text-transformer-tiny"
+[bind]
+epochs = 1
+batch_size = 4
+num_workers = {workers}
+"""), "text-workers.toml")
+        binder = Trainer(recipe, progress=False).fit()
+        weights.append(binder.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
