@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,7 @@ def wandb_records(path: Path):
             pos += 32768 - pos % 32768
             continue
         _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        if kind == 0:
+        if kind == 0 or pos + 7 + length > len(data):  # the end, or a chunk still being written
             break
         pending += data[pos + 7:pos + 7 + length]
         pos += 7 + length
@@ -158,6 +159,13 @@ def test_wandb_offline_run_holds_the_metrics_and_evaluation(tmp_path, monkeypatc
         trainer = Trainer(recipe, progress=False)
         results = evaluate_run(trainer.fit(), trainer.data, recipe)
     (run_file,) = (recipe.run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    # W&B's service process may still be writing the file when finish() returns: wait for the
+    # run's closing "exit" record.
+    deadline = time.monotonic() + 60
+    while not any(r.WhichOneof("record_type") == "exit" for r in wandb_records(run_file)):
+        assert time.monotonic() < deadline, f"{run_file}: no exit record after 60 s"
+        time.sleep(0.5)
+
     def items(entries) -> dict:
         return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in entries}
 
