@@ -133,8 +133,10 @@ class Binder(nn.Module):
         return self._transforms[key]
 
     def collate(self, modality: str, items: list) -> Any:
-        collate = mmbind.get_modality(modality).collate
-        return collate(items) if collate is not None else torch.stack(items)
+        """Batch transformed samples for the modality's tower (its encoder tokenises here, if it does)."""
+        from mmbind.plugin.specs import collate_batch
+
+        return collate_batch(items, mmbind.get_modality(modality), self.encoders[modality])
 
     def prepare(self, inputs: Sequence[Any], modality: str, train: bool = False) -> Any:
         """Load, transform and collate raw inputs (paths, arrays, strings) into one batch."""

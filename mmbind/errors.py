@@ -22,3 +22,7 @@ class RunFolderError(UserError):
 
 class TrainingError(UserError):
     """Training that cannot go on (a non-finite loss); the message names the step and what was kept."""
+
+
+class ExportError(UserError, ValueError):
+    """A tower that cannot be exported to the asked format; the message says why and what would."""

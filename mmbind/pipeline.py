@@ -45,11 +45,14 @@ def _run_stages(recipe: Recipe, resume: bool, echo: Callable[[str], None], overw
     from mmbind.evaluation.run import evaluate_run
     from mmbind.store.ingest import check_stage_store, embed_split
 
+    from mmbind.tracking import tracking
+
     check_stage_store(recipe)  # before training: refuse a store the embed stage would have to mix into
     started = time.perf_counter()
-    binder, data = train_recipe(recipe, resume=resume, overwrite=overwrite)
-    trained = time.perf_counter()
-    results = evaluate_run(binder, data, recipe)
+    with tracking(recipe, recipe.run_dir):  # one tracker run for training and evaluation
+        binder, data = train_recipe(recipe, resume=resume, overwrite=overwrite)
+        trained = time.perf_counter()
+        results = evaluate_run(binder, data, recipe)
     results["timing"] = {"train_seconds": round(trained - started, 1)}
     store_path = embed_split(binder, data, recipe)
     results["timing"]["total_seconds"] = round(time.perf_counter() - started, 1)

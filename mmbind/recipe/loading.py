@@ -117,7 +117,8 @@ class _Resolver:
             towers[modality] = self.tower(table, modality, where, where)
         if anchor not in provided:
             raise self.fail("[anchor] modality", f"dataset {dataset!r} provides {', '.join(provided)}, not {anchor!r}")
-        recipe = Recipe(**file.model_dump(include={"name", "seed", "output_dir", "device", "bind", "eval", "embed"}),
+        common = {"name", "seed", "output_dir", "device", "bind", "eval", "embed", "log"}
+        recipe = Recipe(**file.model_dump(include=common),
                         dataset=dataset, dataset_options=file.data.options, added=file.data.add, anchor=anchor,
                         towers=towers, pretrain=file.anchor.pretrain, source=self.source, raw=raw)
         self.registered(mmbind.get_loss, recipe.bind.loss, "[bind] loss")

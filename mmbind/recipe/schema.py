@@ -98,6 +98,23 @@ class EmbedConfig(ConfigModel):
     store: Name = Field("embeddings.h5", description="The store's file, relative to the run folder.")
 
 
+class LogConfig(ConfigModel):
+    """Where metrics go besides metrics.jsonl (the record of truth)."""
+
+    trackers: list[Name] = Field(default_factory=list,
+                                 description='Built-in trackers: "tensorboard", "wandb" (the [tracking] extra).')
+
+    @field_validator("trackers")
+    @classmethod
+    def _known_trackers(cls, trackers: list[str]) -> list[str]:
+        from mmbind.tracking.builtin import TRACKERS
+
+        for name in trackers:
+            if name not in TRACKERS:
+                raise ValueError(f"unknown tracker {name!r}; expected any of {', '.join(TRACKERS)}")
+        return trackers
+
+
 class AddedDataset(ConfigModel):
     """A [[data.add]] table: another dataset whose modalities join [data]'s, each sample paired with
     the base's samples of its class (``mmbind.compose_datasets``); classes are matched by name."""
@@ -147,6 +164,7 @@ class _RecipeCommon(ConfigModel):
     bind: BindConfig = Field(default_factory=BindConfig, description="Binding (a table).")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation (a table).")
     embed: EmbedConfig = Field(default_factory=EmbedConfig, description="The embed stage (a table).")
+    log: LogConfig = Field(default_factory=LogConfig, description="Experiment trackers (a table).")
 
 
 class RecipeFile(_RecipeCommon):

@@ -2,7 +2,8 @@
 
 Per epoch: torch is reseeded from the stage's epoch seed, the loader gets this rank's share of
 the epoch's plan, every batch goes through the stage's ``step``, and the step and epoch records
-go to metrics.jsonl (the epoch also to the log), then ``after_epoch`` runs (binding's checkpoint).
+go to metrics.jsonl (the epoch also to the log) and then to the ``on_step_end`` / ``on_epoch_end``
+hooks, then ``after_epoch`` runs (binding's checkpoint).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 
 from mmbind.errors import TrainingError
 from mmbind.progress import progress
+from mmbind.tracking import emit
 from mmbind.training.data import Batch, BindDataset, PlanLoader
 from mmbind.training.metrics import EpochMeter, MetricsLog, log_epoch
 from mmbind.training.plan import PlanItem
@@ -72,10 +74,12 @@ class EpochLoop:
                 check_finite(record, stage.name, epoch, meter.steps + 1)
                 meter.step_done(record)
                 self.metrics.write(record)
+                emit("on_step_end", record=record)
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(loss=f"{meter.mean_loss():.3f}")
             summary = meter.record(stage.name, epoch, **stage.epoch_fields())
             self.metrics.write(summary)
+            emit("on_epoch_end", record=summary)
             log_epoch(summary, stage.epochs)
             if after_epoch is not None:
                 after_epoch(epoch)

@@ -18,7 +18,8 @@ Distributed: launched by torchrun (WORLD_SIZE > 1) the trainer joins the process
 trainable tower (encoder + head) is wrapped in its own DistributedDataParallel, every rank takes
 its share of a global batch of ``batch_size * world_size`` pairs, and the losses gather the
 embeddings with their gradient, so the update equals one process's on the global batch.
-Rank 0 writes checkpoints and metrics.
+Rank 0 writes checkpoints and metrics, and calls the run-event hooks (mmbind.tracking: the
+recipe's ``[log] trackers`` and any plugin's).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from mmbind.errors import TrainingError
 from mmbind.plugin.specs import BindingData, ModalitySamples
 from mmbind.progress import bars_enabled
 from mmbind.recipe import Recipe
+from mmbind.tracking import emit, tracking
 from mmbind.training.bind import BindStage
 from mmbind.training.checkpoints import ResumeState, RunFolder
 from mmbind.training.loop import EpochLoop
@@ -80,9 +82,11 @@ class Trainer:
         checkpoint = self.run.last_checkpoint() if resume else None
         if resume and checkpoint is None:
             logger.warning("--resume: no checkpoint in %s; starting from scratch", self.run.checkpoint_dir)
-        with self.metrics:
+        with self.metrics, tracking(self.recipe, self.run.path):
             if checkpoint is None:
                 self.run.set_aside()
+            emit("on_train_start", recipe=self.recipe, run_dir=self.run.path)
+            if checkpoint is None:
                 binder, state = self.new_binder(), None
             else:
                 binder, state = self.run.load_checkpoint(checkpoint, self.device)
