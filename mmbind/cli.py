@@ -38,9 +38,9 @@ def list_(kind: str, pattern: str) -> None:
 
 
 def _register_builtin_commands() -> None:
-    from mmbind.commands import embeddings, recipes, results
+    from mmbind.commands import embeddings, recipes, results, serve
 
-    for module in (recipes, results, embeddings):
+    for module in (recipes, results, embeddings, serve):
         module.register(cli)
 
 

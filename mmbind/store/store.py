@@ -413,6 +413,16 @@ class EmbeddingStore:
         self._hashes[name] = set()
         return self.info(name)
 
+    def restructure(self, change: Callable[[h5py.File], None]) -> None:
+        """Make a structural change outside the collections (new groups or datasets, such as a
+        saved map, see mmbind.store.maps) the crash-safe way create_collection does: ``change``
+        gets a copy of the file open for writing, and the copy atomically replaces the store."""
+        self._require_writer()
+        try:
+            self._replace_file(change)
+        finally:
+            self._file = _open_swmr_writer(self.path)  # the old file if the change failed
+
     def info(self, collection: str) -> CollectionInfo:
         """The collection's attributes and committed entry count."""
         if collection not in self._attrs:
