@@ -28,7 +28,7 @@ output_dir = "{run}"
 
 [data]
 dataset = "digits-world"
-options = {{ n_per_class = 60, audio_per_class = 250, audio_test_per_class = 10 }}
+options = {{ n_per_class = 200, audio_per_class = 150, audio_test_per_class = 10 }}
 
 [anchor]
 modality = "image"
@@ -37,7 +37,7 @@ options = {{ output_dim = 128, width = 16 }}
 preprocess = {{ size = 32 }}
 
 [anchor.pretrain]
-epochs = 4
+epochs = 3
 batch_size = 128
 lr = 3e-3
 targets = ["colour"]
@@ -55,8 +55,8 @@ temperature = 0.05
 loss_options = {{ positives = "label" }}
 
 [bind]
-epochs = 12
-steps_per_epoch = 25
+epochs = 10
+steps_per_epoch = 20
 batch_size = 64
 lr = 2e-3
 

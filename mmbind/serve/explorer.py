@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from mmbind.search.expression import ArithSyntaxError, format_terms, linear_terms, parse
-from mmbind.search.topk import semantic_search
+from mmbind.search.expression import ArithSyntaxError, evaluate, format_terms, linear_terms, parse
+from mmbind.search.topk import QueryResolver, attach_entries, semantic_search
 from mmbind.serve.layout import MAP_NAME, compute_layout, place
 from mmbind.serve.preview import Preview, describe
 from mmbind.serve.sources import Sources
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 20 * 2**20  # bytes
 MAX_TOP_K = 100
+IN_MEMORY_BYTES = 512 * 2**20  # a collection up to this size is searched in memory
 NO_LABEL = "(no label)"
 _UPLOADS_KEPT = 64  # dropped files' vectors kept in memory for vec: operands
 _PREVIEWS_KEPT = 512
@@ -82,6 +83,8 @@ class Explorer:
         self._uploads: OrderedDict[str, np.ndarray] = OrderedDict()
         self._previews: OrderedDict[tuple[str, int], Preview | None] = OrderedDict()
         self._kinds: dict[str, str | None] = {}
+        self._vectors: dict[str, np.ndarray] = {}  # searched collections, in memory
+        self._resolver: QueryResolver | None = None
         self._payload: bytes | None = None
         self.labels: list[str] = []
         self.collections: dict[str, Collection] = {}
@@ -130,6 +133,7 @@ class Explorer:
         if len(self.labels) > 65535:
             raise QueryError(f"{self.store_path}: more than 65535 distinct labels; the map colours by at most that many")
         self.collections = collections
+        self._vectors = {}
         self._payload = None
 
     @property
@@ -305,7 +309,7 @@ class Explorer:
             expression = self.expression(query)
             terms = self._check_operands(expression)
             try:
-                hits = self._store.search(expression, target, top_k=top_k, binder=self.binder, vectors=self._uploads)[0]
+                hits = self._search_vector(self._query_vector(expression, target), target, top_k)
             except (ValueError, KeyError, FileNotFoundError) as error:  # StoreError, ArithEvalError, InputError
                 message = str(error).strip("'\"") if isinstance(error, KeyError) else str(error)
                 raise QueryError(message) from None
@@ -319,6 +323,37 @@ class Explorer:
             "position": None if position is None else [float(position[0]), float(position[1])],
             "elapsed_ms": round(1000 * (time.perf_counter() - started), 1),
         }
+
+    def _query_vector(self, expression: str, target: str) -> np.ndarray:
+        """The expression's unit vector; operands from another binder's space are refused, as
+        ``EmbeddingStore.search`` does. One resolver is kept, so the binder's fingerprint (a hash
+        of all its weights) is computed once, not per query."""
+        if self._resolver is None or self._resolver.store is not self._store:
+            self._resolver = QueryResolver(self._store, self.binder)
+        self._resolver.vectors = self._uploads
+        self._resolver.fingerprints.clear()
+        vector = evaluate(expression, self._resolver)
+        expected = self.collections[target].fingerprint
+        for operand, fingerprint in self._resolver.fingerprints.items():
+            if fingerprint != expected:
+                raise QueryError(f"query operand {operand} comes from binder {fingerprint}, but collection "
+                                 f"{target!r} was made by binder {expected}: the spaces differ")
+        return vector
+
+    def _search_vector(self, vector: np.ndarray, target: str, top_k: int) -> list[dict[str, Any]]:
+        """Exact top-k by cosine over the collection's vectors, kept in memory up to
+        IN_MEMORY_BYTES (a matrix product: far quicker than streaming the file per query); larger
+        collections are searched by the store, streamed from the file."""
+        count = self.collections[target].count
+        if count * vector.size * 4 > IN_MEMORY_BYTES:
+            return self._store.search(vector, target, top_k=top_k)[0]
+        if target not in self._vectors:
+            self._vectors[target] = self._store.vectors(target)
+        scores = self._vectors[target] @ vector
+        k = min(top_k, count)
+        rows = np.argpartition(-scores, k - 1)[:k] if k < count else np.arange(count)
+        rows = rows[np.lexsort((rows, -scores[rows]))]  # best first; equal scores by row, as the store does
+        return attach_entries(self._store, target, scores[rows][None], rows[None])[0]
 
     def _summary(self, collection: str, hit: dict[str, Any]) -> dict[str, Any]:
         c = self.collections[collection]
