@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,serve]"
 # aeon only for the real BasicMotions IMU files inside its wheel (never imported); --no-deps
 # keeps it from downgrading numpy.
 .venv/bin/python -m pip install -q --no-deps aeon==1.6.0

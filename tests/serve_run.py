@@ -94,7 +94,7 @@ def trained_run() -> Path:
     import torch
 
     from mmbind.recipe import parse_recipe
-    from mmbind.store.embed_split import embed_split
+    from mmbind.store.ingest import embed_split
     from mmbind.training.trainer import Trainer
 
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -150,11 +150,11 @@ def test_search_plain_text_and_expressions(client, store_path):
     answer = client.get("/api/search", params={"q": "the number seven (7)", "target": "text", "k": 3}).json()
     assert answer["expression"] == 'text:"the number seven (7)"'
     # the fake binder hashes its input: only the identical text scores 1
-    assert answer["results"][0]["text"] == "the number seven (7)" and answer["results"][0]["score"] == pytest.approx(1.0)
+    assert answer["results"][0]["words"] == "the number seven (7)" and answer["results"][0]["score"] == pytest.approx(1.0)
     assert len(answer["position"]) == 2
     answer = client.get("/api/search", params={"q": 'id:audio/#7 - text:"seven" + text:"7"', "target": "audio"}).json()
     assert answer["terms"] == "1*id:audio/#7 - 1*text:seven + 1*text:7" and len(answer["results"]) == 10
-    assert answer["results"][0]["kind"] == "audio"
+    assert answer["results"][0]["kind"] == "sound"
 
 
 @pytest.mark.parametrize("query, column, words", [
@@ -208,14 +208,14 @@ def test_previews_only_for_source_files_recorded_in_the_store(client):
 
 def test_items_and_media(client):
     item = client.get("/api/item/audio/7").json()
-    assert item["kind"] == "audio" and item["label"] == "seven" and item["sample_rate"] == 8000
+    assert item["kind"] == "sound" and item["label"] == "seven" and item["sample_rate"] == 8000
     assert len(item["envelope"]["max"]) == 400 and min(item["envelope"]["min"]) < 0 < max(item["envelope"]["max"])
     import soundfile
 
     samples, rate = soundfile.read(io.BytesIO(client.get("/api/media/audio/7").content))
     assert rate == 8000 and len(samples) == 6561
     text = client.get("/api/item/text/12").json()
-    assert text["kind"] == "text" and text["text"] == "the number two (12)"  # a phrase is stored under its text
+    assert text["kind"] == "words" and text["words"] == "the number two (12)"  # a phrase is stored under its text
     assert client.get("/api/media/text/12").status_code == 400
     assert client.get("/api/item/text/40").status_code == 400
     assert client.get("/api/item/nope/0").status_code == 400
@@ -264,7 +264,7 @@ def test_allow_embed_writes_a_dropped_file_into_the_store(store_path, binder):
     meta = client.get("/api/meta").json()
     assert meta["total"] == 51 and meta["collections"][-1]["name"] == "uploads-audio"
     item = client.get("/api/item/uploads-audio/0").json()
-    assert item["kind"] == "audio" and item["meta"] == {"uploaded": "two.wav"}
+    assert item["kind"] == "sound" and item["meta"] == {"uploaded": "two.wav"}
     kept = Path(item["path"])
     assert kept.parent == store_path.with_name("store.h5.uploads") and kept.read_bytes() == wav
     assert client.get("/file", params={"path": str(kept)}).content == wav  # now a recorded source file
@@ -291,19 +291,19 @@ def test_previews_follow_what_load_returns():
         kind: str
 
     rng = np.random.default_rng(0)
-    assert describe("a red seven").summary() == {"kind": "text", "text": "a red seven"}
+    assert describe("a red seven").summary() == {"kind": "words", "words": "a red seven"}
     sound = describe(Sound(rng.uniform(-1, 1, 16000).astype(np.float32), 16000))
-    assert sound.kind == "audio" and sound.summary()["seconds"] == 1.0
+    assert sound.kind == "sound" and sound.summary()["seconds"] == 1.0
     data, media_type = sound.media()
     assert media_type == "audio/wav" and soundfile.info(io.BytesIO(data)).frames == 16000
     rgb = describe(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
     png, media_type = rgb.media()
-    assert rgb.kind == "image" and media_type == "image/png"
+    assert rgb.kind == "picture" and media_type == "image/png"
     np.testing.assert_array_equal(np.asarray(PIL.Image.open(io.BytesIO(png))), rgb.array)
     imu = describe(rng.normal(size=(6, 256)).astype(np.float32))
     assert imu.kind == "series" and len(imu.summary()["series"]) == 6 and imu.media() is None
     depth = describe(Relief(np.linspace(0.5, 1.5, 1024, dtype=np.float32).reshape(32, 32), "depth_m"))
-    assert depth.kind == "image" and depth.array.shape == (32, 32, 3)
+    assert depth.kind == "picture" and depth.array.shape == (32, 32, 3)
     assert not np.array_equal(depth.array[0, 0], depth.array[-1, -1])  # near and far differ in colour
     with pytest.raises(ValueError, match="cannot show"):
         describe(object())

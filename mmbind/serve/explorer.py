@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from mmbind.search.expression import ArithSyntaxError, evaluate, format_terms, linear_terms, parse
-from mmbind.search.topk import QueryResolver, attach_entries, semantic_search
+from mmbind.search.expression import ArithSyntaxError, evaluate_expression, format_terms, linear_terms, parse
+from mmbind.search.query import QueryResolver, attach_entries
+from mmbind.search.topk import semantic_search, topk
 from mmbind.serve.layout import MAP_NAME, compute_layout, place
 from mmbind.serve.preview import Preview, describe
 from mmbind.serve.sources import Sources
@@ -332,7 +333,7 @@ class Explorer:
             self._resolver = QueryResolver(self._store, self.binder)
         self._resolver.vectors = self._uploads
         self._resolver.fingerprints.clear()
-        vector = evaluate(expression, self._resolver)
+        vector = evaluate_expression(expression, self._resolver)
         expected = self.collections[target].fingerprint
         for operand, fingerprint in self._resolver.fingerprints.items():
             if fingerprint != expected:
@@ -349,20 +350,17 @@ class Explorer:
             return self._store.search(vector, target, top_k=top_k)[0]
         if target not in self._vectors:
             self._vectors[target] = self._store.vectors(target)
-        scores = self._vectors[target] @ vector
-        k = min(top_k, count)
-        rows = np.argpartition(-scores, k - 1)[:k] if k < count else np.arange(count)
-        rows = rows[np.lexsort((rows, -scores[rows]))]  # best first; equal scores by row, as the store does
-        return attach_entries(self._store, target, scores[rows][None], rows[None])[0]
+        scores, rows = topk(vector[None], self._vectors[target], top_k)
+        return attach_entries(self._store, target, scores, rows)[0]
 
     def _summary(self, collection: str, hit: dict[str, Any]) -> dict[str, Any]:
         c = self.collections[collection]
         out = {"collection": collection, "row": hit["corpus_id"], "index": c.offset + hit["corpus_id"],
                "id": hit["id"], "label": hit["label"], "score": round(hit["score"], 5),
                "kind": self._kind(collection)}
-        if out["kind"] == "text":
+        if out["kind"] == "words":
             preview = self._preview(collection, hit["corpus_id"], hit)
-            out["text"] = preview.text if preview else None
+            out["words"] = preview.text if preview else None
         return out
 
     # --- items ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ("text", "image", "audio", "series")
+KINDS = ("words", "picture", "sound", "series")
 ENVELOPE_POINTS = 400
 SERIES_POINTS = 600
 
@@ -30,9 +30,9 @@ class Preview:
     def summary(self) -> dict[str, Any]:
         """JSON for the page: text inline, an envelope for sound, the channels of a series."""
         out: dict[str, Any] = {"kind": self.kind}
-        if self.kind == "text":
-            out["text"] = self.text
-        elif self.kind == "audio":
+        if self.kind == "words":
+            out["words"] = self.text
+        elif self.kind == "sound":
             out.update(envelope(self.array, self.sample_rate))
         elif self.kind == "series":
             out["series"] = downsample(self.array, SERIES_POINTS).round(4).tolist()
@@ -42,9 +42,9 @@ class Preview:
 
     def media(self) -> tuple[bytes, str] | None:
         """(bytes, media type) for images (PNG) and sound (16-bit WAV); None for the rest."""
-        if self.kind == "image":
+        if self.kind == "picture":
             return png(self.array), "image/png"
-        if self.kind == "audio":
+        if self.kind == "sound":
             return wav(self.array, self.sample_rate), "audio/wav"
         return None
 
@@ -52,11 +52,11 @@ class Preview:
 def describe(raw: Any) -> Preview:
     """The preview of a loaded sample (the result of ``Modality.load``)."""
     if isinstance(raw, str):
-        return Preview("text", text=raw)
+        return Preview("words", text=raw)
     rate = getattr(raw, "sample_rate", None)
     if rate is not None:
         samples = np.asarray(getattr(raw, "samples", None), dtype=np.float32).reshape(-1)
-        return Preview("audio", array=samples, sample_rate=int(rate))
+        return Preview("sound", array=samples, sample_rate=int(rate))
     array = _array_of(raw)
     if array is None:
         raise ValueError(f"cannot show a {type(raw).__name__} (expected a string, a sound or an array)")
@@ -65,13 +65,13 @@ def describe(raw: Any) -> Preview:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim == 3 and array.shape[2] in (3, 4):
-        return Preview("image", array=_to_uint8(array[:, :, :3]))
+        return Preview("picture", array=_to_uint8(array[:, :, :3]))
     if array.ndim == 1:
         return Preview("series", array=array[None, :].astype(np.float32))
     if array.ndim == 2 and array.shape[0] <= 16 and array.shape[1] >= 4 * array.shape[0]:
         return Preview("series", array=array.astype(np.float32))
     if array.ndim == 2:
-        return Preview("image", array=colour_map(array))
+        return Preview("picture", array=colour_map(array))
     raise ValueError(f"cannot show an array of shape {array.shape}")
 
 

@@ -19,7 +19,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mmbind.store.store import COLLECTION_NAME, EmbeddingStore, StoreError
+from mmbind.store.errors import StoreError
+from mmbind.store.schema import COLLECTION_NAME
+from mmbind.store.store import EmbeddingStore
 
 MAPS_GROUP = "maps"
 

@@ -219,9 +219,9 @@ const SMALL_PLOT = { height: 110, margin: { l: 34, r: 4, t: 4, b: 22 }, showlege
 
 // What an item looks like; ``full`` adds the waveform and series plots of a pinned card.
 function itemBody(it, full) {
-  if (it.kind === "image") return element("img", { src: mediaURL(it.collection, it.row), alt: it.label || it.id });
-  if (it.kind === "text") return element("q", {}, it.text);
-  if (it.kind === "audio") {
+  if (it.kind === "picture") return element("img", { src: mediaURL(it.collection, it.row), alt: it.label || it.id });
+  if (it.kind === "words") return element("q", {}, it.words);
+  if (it.kind === "sound") {
     const player = element("audio", { controls: true, preload: "none", src: mediaURL(it.collection, it.row) });
     if (!full || !it.envelope) return player;
     const plot = element("div", { class: "plot" });
