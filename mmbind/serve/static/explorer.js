@@ -386,11 +386,14 @@ function wireControls() {
 async function main() {
   try {
     setStatus("loading the map…");
+    performance.mark("script");
     await loadMap();
+    performance.mark("map-data");
     fillControls();
     wireControls();
     readURL();
     await drawMap();
+    performance.mark("map-drawn");
     setStatus(`${state.meta.total.toLocaleString()} points in ${state.meta.collections.length} collections`);
     document.body.dataset.ready = String(performance.now());
     if (state.pins.length) renderPins();
