@@ -120,17 +120,17 @@ class Explorer:
         collections = {}
         for name in self._store.collections():
             info = self._store.info(name)
-            entries = self._store.entries(name, slice(None)) if info.count else []
-            codes = np.empty(len(entries), dtype=np.uint16)
-            for i, entry in enumerate(entries):
-                label = NO_LABEL if entry["label"] is None else entry["label"]
+            labels = self._store.column(name, "labels")  # columns, not entries: no JSON decoded
+            codes = np.empty(len(labels), dtype=np.uint16)
+            for i, label in enumerate(labels):
+                label = label or NO_LABEL
                 if label not in label_index:
                     label_index[label] = len(self.labels)
                     self.labels.append(label)
                 codes[i] = label_index[label]
-            paths = {e["path"] for e in entries if e["path"]}
-            collections[name] = Collection(name, info.modality, info.fingerprint, len(entries), offset, codes, paths)
-            offset += len(entries)
+            paths = set(self._store.column(name, "paths")) - {""}
+            collections[name] = Collection(name, info.modality, info.fingerprint, len(labels), offset, codes, paths)
+            offset += len(labels)
         if len(self.labels) > 65535:
             raise QueryError(f"{self.store_path}: more than 65535 distinct labels; the map colours by at most that many")
         self.collections = collections
