@@ -157,6 +157,25 @@ def test_search_plain_text_and_expressions(client, store_path):
     assert answer["results"][0]["kind"] == "sound"
 
 
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_search_ranks_as_the_store_does(store_path, binder, monkeypatch, in_memory):
+    """Collections searched in memory and those streamed from the file (over IN_MEMORY_BYTES)
+    give the store's own ranking and scores."""
+    from mmbind.serve import explorer as module
+
+    if not in_memory:
+        monkeypatch.setattr(module, "IN_MEMORY_BYTES", 0)
+    query = 'id:audio/#7 - text:"seven" + 0.5*text:"the number seven (7)"'
+    explorer = Explorer(store_path, binder, map_method="pca")
+    for target in ("audio", "text"):
+        got = explorer.search(query, target, 7)["results"]
+        with EmbeddingStore(store_path, mode="r") as store:
+            want = store.search(query, target, top_k=7, binder=binder)[0]
+        assert [r["row"] for r in got] == [w["corpus_id"] for w in want]
+        np.testing.assert_allclose([r["score"] for r in got], [w["score"] for w in want], atol=1e-5)
+    assert bool(explorer._vectors) == in_memory
+
+
 @pytest.mark.parametrize("query, column, words", [
     ("id:audio/#7 +", 14, "expected an operand"),
     ('text:"seven', 6, "unterminated string"),
