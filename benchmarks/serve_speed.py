@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -260,6 +261,7 @@ def main() -> None:
         f"median {median(page['page_search_s']) * 1000:.0f} ms")
     server.should_exit = True
     explorer.close()
+    shutil.rmtree(folder)  # the grown store (about 70 MB)
 
     page_ratio = median(page["ready_s"]) / PAGE_TARGET_S
     query_ratio = max(a["median_ms"] for a in answers.values()) / QUERY_TARGET_MS
