@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 # of the asterisk sound packages. Data comes from packages, never from a download at run time.
 DEBIAN_PACKAGES="espeak-ng flite asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav \
 asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav"
+# Headless Chromium for the browser tests of `mmbind serve` (Playwright drives /usr/bin/chromium;
+# browser builds are never downloaded).
+DEBIAN_PACKAGES="$DEBIAN_PACKAGES chromium"
 missing=""
 for p in $DEBIAN_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -29,4 +32,12 @@ fi
 # aeon only for the real BasicMotions IMU files inside its wheel (never imported); --no-deps
 # keeps it from downgrading numpy.
 .venv/bin/python -m pip install -q --no-deps aeon==1.6.0
+# The explorer's chart library, from the npm registry at its locked version, copied into the
+# Python package (mmbind/serve/static/vendor, not in git) so the page needs no network.
+if ! command -v npm >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd frontend && npm ci --silent --no-audit --no-fund && npm run --silent build)
 touch .venv/.installed

@@ -180,6 +180,12 @@ class Collection:
             known.update(h.decode("ascii") for h in self.hashes[start:min(n, start + SCAN_ROWS)])
         return known
 
+    def values(self, column: str) -> list[str]:
+        """Every committed row's value of one string column, in row order (a scan)."""
+        if self.reader:
+            self.columns[column].refresh()
+        return [value for _, value in self.columns[column].scan(self.count())]
+
     def find(self, column: str, values: set[str]) -> dict[str, int]:
         """Row of the first entry whose ``column`` holds each of ``values`` (a scan)."""
         found: dict[str, int] = {}
