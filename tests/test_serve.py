@@ -114,7 +114,7 @@ def test_save_map_checks_its_input_and_a_failed_change_leaves_the_store(store_pa
             file.create_group("maps/half-done")
             raise RuntimeError("killed half way")
 
-        with pytest.raises(RuntimeError):
+        with pytest.raises(StoreError, match="killed half way.*the store is unchanged"):
             store.restructure(broken)
         assert load_map(store, "half-done") is None and store.count("text") == 40  # the old file, still open
         save_map(store, "m", {"text": np.ones((40, 2))}, method="pca", params={"why": "test"})
