@@ -28,4 +28,8 @@ fi
 # aeon only for the real BasicMotions IMU files inside its wheel (never imported); --no-deps
 # keeps it from downgrading numpy.
 .venv/bin/python -m pip install -q --no-deps aeon==1.6.0
+# ImageBind's own code, only for the tests that check mmbind against it (never imported by
+# mmbind): its model and data modules, the pytorchvideo release it names and decord, the video
+# decoder its data module uses. --no-deps: their pins (torch 1.13, ...) would replace the stack.
+.venv/bin/python -m pip install -q --no-deps imagebind-packaged==0.1.2 pytorchvideo==0.1.5 decord==0.6.0
 touch .venv/.installed

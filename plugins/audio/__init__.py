@@ -20,7 +20,8 @@ def load(x: Any):
 
 def transform(train: bool = False, **options: Any):
     """ImageBind's audio preprocessing; options: clips, clip_seconds, mel_bins, target_frames,
-    sample_rate, log_floor, rms_db and the augmentation strengths (see docs/modalities-sensors.md)."""
+    sample_rate, log_floor, rms_db, center ("clip" or "imagebind") and the augmentation strengths
+    (see docs/modalities-sensors.md)."""
     from mmbind_plugins.audio.features import AudioTransform
 
     return AudioTransform(train=train, **options)
