@@ -92,7 +92,7 @@ class VideoTransform:
         """Frame indices of each clip."""
         if self.train:  # random starts, kept in order
             latest = max(video.duration - self.clip_seconds, 0.0)
-            starts = sorted(latest * torch.rand(self.clips).numpy().tolist())
+            starts = sorted((latest * torch.rand(self.clips)).tolist())
             times = [(Fraction(s), Fraction(s) + Fraction(self.clip_seconds)) for s in starts]
         else:
             times = clip_times(video.duration, self.clips, self.clip_seconds)
