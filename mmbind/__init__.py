@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmbind.plugin.hookspecs import hookimpl
+from mmbind.data.compose import compose_datasets
+from mmbind.plugin.hookspecs import PLUGIN_API, hookimpl
 from mmbind.plugin.lazy import lazy
 from mmbind.plugin.specs import (
     BindingData,
@@ -87,8 +88,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "hookimpl", "lazy", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "BindingData",
+    "hookimpl", "lazy", "PLUGIN_API", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "BindingData",
     "ModalitySamples", "InputError", "get_modality", "get_encoder", "get_dataset", "get_loss",
     "list_modalities", "list_encoders", "list_datasets", "list_losses", "create_encoder",
-    "create_loss", "load_dataset", "Binder", "EmbeddingStore",
+    "create_loss", "load_dataset", "compose_datasets", "Binder", "EmbeddingStore",
 ]

@@ -9,7 +9,7 @@ import torch
 from mmbind.training.anchor_cache import AnchorCache, content_hash
 from mmbind.binder import Binder
 from mmbind.recipe import parse_recipe
-from mmbind.training.trainer import Trainer
+from mmbind.training import Trainer
 
 
 def toy_recipe(toy_plugin, tmp_path, **bind):
@@ -118,9 +118,8 @@ def test_augmented_anchor_bypasses_the_cache(toy_plugin, tmp_path):
     recipe = toy_recipe(toy_plugin, tmp_path, augment_anchor=True, steps_per_epoch=3)
     trainer = Trainer(recipe, progress=False)
     torch.manual_seed(0)
-    trainer.binder = Binder(recipe.binder_config())
-    counter = EncoderCalls(trainer.binder.encoders["toy-a"])
-    trainer.binder.freeze_anchor()
-    trainer.bind(None)
-    assert trainer.cache is None
+    binder = Binder(recipe.binder_config())
+    counter = EncoderCalls(binder.encoders["toy-a"])
+    binder.freeze_anchor()
+    assert trainer.bind(binder).anchor_table is None
     assert counter.calls == 3 and counter.rows == 3 * 32  # the anchor ran on every step's batch

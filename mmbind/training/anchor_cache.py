@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,14 @@ import torch
 import mmbind
 from mmbind import distributed as dist
 
+if TYPE_CHECKING:
+    from mmbind.binder import Binder
+
 HASH_BYTES = 32  # hex characters of a 16-byte blake2b digest
+# Rows per forward pass when a whole split is encoded once without gradients (the anchor cache,
+# the frozen towers' features): large enough to amortise each call's overhead, small enough for
+# a batch of images to fit in memory.
+ENCODE_BATCH_SIZE = 256
 
 
 def content_hash(x: Any) -> str:
@@ -78,18 +85,19 @@ class AnchorCache:
     samples it has not seen under this anchor; ``cache.last_computed`` counts them.
     """
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = 256):
+    def __init__(self, path: str | Path | None = None, batch_size: int = ENCODE_BATCH_SIZE):
         self.path = Path(path) if path else None
         self.batch_size = batch_size
         self._memory: dict[str, dict[str, torch.Tensor]] = {}
         self.last_computed = 0
         self.last_hits = 0
 
-    def key(self, binder, modality: str | None = None) -> str:
+    def key(self, binder: Binder, modality: str | None = None) -> str:
+        """The entries' key: the modality, its tower's fingerprint and the mmbind version."""
         modality = modality or binder.anchor_modality
         return f"{modality}-{binder.fingerprint(modality)}-v{mmbind.__version__}"
 
-    def embeddings(self, binder, inputs: Sequence[Any], modality: str | None = None,
+    def embeddings(self, binder: Binder, inputs: Sequence[Any], modality: str | None = None,
                    progress: bool = False) -> torch.Tensor:
         """The anchor embedding of every input, computed for cache misses only."""
         modality = modality or binder.anchor_modality
@@ -110,7 +118,7 @@ class AnchorCache:
         return torch.stack([found[h] for h in hashes])
 
     # --- computing ------------------------------------------------------------------------------
-    def _compute(self, binder, modality: str, inputs: list, progress: bool) -> list[torch.Tensor]:
+    def _compute(self, binder: Binder, modality: str, inputs: list, progress: bool) -> list[torch.Tensor]:
         """Encode the misses, split over ranks; every rank gets every row back."""
         world, rank = dist.world_size(), dist.rank()
         mine = inputs[rank::world]
