@@ -11,6 +11,8 @@ from typing import Any, Iterable, Mapping
 
 import mmbind
 
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
 
 

@@ -42,13 +42,12 @@ def register(cli: click.Group) -> None:
         Only the requested towers are read (the file is memory-mapped, never unpickled). The
         result loads with Binder.from_pretrained and works with encode, embed, search, arith,
         eval and further binding."""
-        from mmbind import InputError
         from mmbind_plugins.imagebind.convert import import_imagebind
 
         wanted = [m.strip() for m in modalities.split(",") if m.strip()]
         try:
             folder = import_imagebind(checkpoint, out, modalities=wanted, num_heads=_pairs(heads, "--heads"))
-        except (InputError, ValueError) as error:
+        except ValueError as error:  # a bad file (CheckpointError) or a bad name
             raise click.ClickException(str(error)) from None
         towers = json.loads((folder / "config.json").read_text())["towers"]
         click.echo(f"imported {', '.join(towers)} from {checkpoint} into {folder}")

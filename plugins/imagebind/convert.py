@@ -25,8 +25,9 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-import mmbind
 from mmbind.binder import CONFIG_NAME, WEIGHTS_NAME, Binder, BinderConfig, TowerConfig
+from mmbind.errors import CheckpointError
+from mmbind.weights import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,6 @@ for _m, _stem in (("audio", "rgbt_stem"), ("thermal", "rgbt_stem"), ("depth", "d
                   "heads": [(r"0\.(weight|bias)", r"head.norm.\1"), (r"2\.weight", "head.proj.weight")]}
 
 
-class CheckpointError(mmbind.InputError):
-    """The file is not an ImageBind checkpoint of a layout this importer knows."""
-
-
 def mmbind_name(imagebind_key: str) -> str | None:
     """ImageBind's state-dict key -> the key inside an mmbind tower (``stem...``, ``trunk...``,
     ``head...``); "" for keys that carry no weight (the text causal mask, logit scales); None if
@@ -95,14 +92,7 @@ def mmbind_name(imagebind_key: str) -> str | None:
 def load_state_dict(path: str | Path) -> Mapping[str, torch.Tensor]:
     """The checkpoint's tensors, memory-mapped: nothing is read until a tensor is used."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file; expected ImageBind's checkpoint (e.g. imagebind_huge.pth)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - any failure here means "not a usable checkpoint"
-        raise CheckpointError(
-            f"{path}: cannot be read as a PyTorch state dict with weights_only=True, mmap=True ({error}); "
-            f"expected ImageBind's checkpoint saved by torch.save (zip format)") from error
+    state = load_torch_file(path, mmap=True)
     for wrapper in ("model", "state_dict"):  # a state dict saved inside a training checkpoint
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
