@@ -36,7 +36,7 @@ def run_recipe(recipe: Recipe, resume: bool = False, echo: Callable[[str], None]
     trained = time.perf_counter()
     results = evaluate_run(binder, data, recipe)
     results["timing"] = {"train_seconds": round(trained - started, 1)}
-    from mmbind.store.embed_split import embed_split
+    from mmbind.store.ingest import embed_split
 
     if not resume:  # vectors of an earlier model in this run folder are stale
         (recipe.run_dir / recipe.embed.store).unlink(missing_ok=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmbind.training.anchor_cache import AnchorCache, content_hash
+from mmbind.training.anchor_cache import AnchorCache
 from mmbind.binder import Binder
 from mmbind.recipe import parse_recipe
 from mmbind.training import Trainer
@@ -86,22 +86,6 @@ def test_duplicate_samples_are_encoded_once(toy_plugin, tmp_path):
     table = AnchorCache().embeddings(binder, [x, x.copy(), x + 1])
     assert counter.rows == 2
     torch.testing.assert_close(table[0], table[1])
-
-
-def test_content_hash_reads_files_and_arrays(tmp_path):
-    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
-    a.write_bytes(b"same bytes")
-    b.write_bytes(b"same bytes")
-    assert content_hash(str(a)) == content_hash(b)  # content, not name
-    b.write_bytes(b"other bytes")
-    assert content_hash(str(a)) != content_hash(b)
-    x = np.zeros((2, 3), np.float32)
-    assert content_hash(x) == content_hash(torch.zeros(2, 3))
-    assert content_hash(x) != content_hash(x.reshape(3, 2))  # shape is part of the content
-    assert content_hash(x) != content_hash(x.astype(np.float64))
-    assert content_hash("seven") != content_hash("eight")
-    with pytest.raises(TypeError, match="cannot hash a sample of type dict"):
-        content_hash({"not": "a sample"})
 
 
 def test_trainer_reuses_the_cache_file_across_runs(toy_plugin, tmp_path):

@@ -5,8 +5,6 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 CORE = Path(__file__).parent.parent / "mmbind"
 FIRST_PARTY_MODALITIES = {"image", "text", "audio", "depth", "thermal", "imu", "digits", "video"}
 
@@ -55,7 +53,6 @@ def test_no_import_cycle_in_the_core():
             visit(name, [name])
 
 
-@pytest.mark.xfail(strict=True, reason="store/search/embed commands still special-case text (being fixed)")
 def test_the_core_names_no_modality():
     # Plugins describe their inputs through Modality fields (input_file, language, extensions);
     # a string constant naming a first-party modality in the core means it special-cases one.

@@ -68,36 +68,24 @@ def _label_index(label: str | None, class_names: list[str]) -> int:
     return int(label) if label.lstrip("-").isdigit() and int(label) < len(class_names) else -1
 
 
-def _store_strings(group, column: str, n: int) -> list[str]:
-    ends = group[f"{column}_end"][:n]
-    blob = group[f"{column}_bytes"][:int(ends[-1]) if n else 0].tobytes()
-    starts = np.concatenate([[0], ends[:-1]]).astype(int)
-    return [blob[a:b].decode("utf-8") for a, b in zip(starts, ends)]
-
-
 def read_store(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
-    """Per modality: (unit vectors, class index or -1) of the committed rows of every collection.
-
-    Plain h5py, following docs/store.md (``/collections/<name>``, rows < ``committed``, strings
-    as bytes + end offsets); None if the file is missing or not in that layout.
-    """
+    """Per modality: (unit vectors, class index or -1) of the committed rows of every collection;
+    None if the file is missing or not an embedding store (docs/store.md)."""
     if not path.is_file():
         return None
-    import h5py
+    from mmbind.store import EmbeddingStore
 
     out: dict[str, tuple[list, list]] = {}
     try:
-        # swmr=True also opens a store whose writer was killed (see docs/store.md)
-        with h5py.File(path, "r", libver="latest", swmr=True) as handle:
-            for name, group in handle["collections"].items():
-                emb = group["embeddings"]
-                n = int(emb.attrs["committed"])
-                if n == 0:
+        # a reader also opens a store whose writer was killed (see docs/store.md)
+        with EmbeddingStore(path, mode="r") as store:
+            for name in store.collections():
+                info = store.info(name)
+                if info.count == 0:
                     continue
-                modality = str(group.attrs.get("modality", name))
-                labels = _store_strings(group, "labels", n)
-                vectors, index = out.setdefault(modality, ([], []))
-                vectors.append(np.asarray(emb[:n], dtype=np.float32))
+                labels = [entry["label"] for entry in store.entries(name, None)]
+                vectors, index = out.setdefault(info.modality, ([], []))
+                vectors.append(store.vectors(name))
                 index.append(np.array([_label_index(label, class_names) for label in labels], dtype=np.int64))
     except (OSError, KeyError, ValueError) as error:
         warnings.warn(f"{path}: cannot read the embedding store ({error}); using {SAMPLE_NAME} instead")
