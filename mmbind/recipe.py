@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import mmbind
 from mmbind.binder import BinderConfig, TowerConfig
+from mmbind.derived import read_config
+from mmbind.errors import UserError
+from mmbind.finetune import check_tuning
 
 
 class RecipeError(ValueError):
@@ -79,6 +82,7 @@ class Recipe:
     seed: int = 0
     output_dir: str = ""
     device: str = "cpu"
+    base: str = ""  # a binder folder to start from (e.g. an imported ImageBind); see Recipe.binder_config
     pretrain: PretrainConfig | None = None
     bind: BindConfig = field(default_factory=BindConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -95,7 +99,12 @@ class Recipe:
         return {**self.bind.loss_options, **self.towers[modality].loss_options}
 
     def binder_config(self) -> BinderConfig:
-        return BinderConfig(self.anchor, self.towers)
+        """The binder's towers: the recipe's, after the base's towers the recipe does not list
+        (carried along unchanged and untrained, e.g. ImageBind's text tower for zero-shot)."""
+        towers = dict(self.towers)
+        if self.base:
+            towers = {**BinderConfig.from_dict(read_config(self.base)).towers, **towers}
+        return BinderConfig(self.anchor, towers)
 
     @property
     def run_dir(self) -> Path:
@@ -110,7 +119,7 @@ _CHECKS = {
     dict: ("a table", lambda v: isinstance(v, dict)),
     list: ("a list", lambda v: isinstance(v, list)),
 }
-_MINIMUM = {"supervised_epochs": 0, "supervised_batch_size": 1, "baseline_max_train": 1, "epochs": 0, "batch_size": 1, "lr": 0, "num_workers": 0, "steps_per_epoch": 0,
+_MINIMUM = {"train_last_blocks": 0, "supervised_epochs": 0, "supervised_batch_size": 1, "baseline_max_train": 1, "epochs": 0, "batch_size": 1, "lr": 0, "num_workers": 0, "steps_per_epoch": 0,
             "accumulation_steps": 1, "temperature": 1e-4, "warmup_steps": 0}
 _CHOICES = {"precision": ("fp32", "bf16"), "head": ("linear", "mlp")}
 
@@ -171,10 +180,11 @@ def _field_type(f) -> type:
 def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Validate a recipe table (as read from TOML) and resolve plugin names."""
     v = _Validator(source)
-    top = ["name", "seed", "output_dir", "device", "data", "anchor", "modalities", "bind", "eval", "embed"]
+    top = ["name", "seed", "output_dir", "device", "base", "data", "anchor", "modalities", "bind", "eval", "embed"]
     v.table(data, "recipe", top, required=("name", "data", "anchor", "modalities"))
     scalars = {k: v.value(data, k, kind, "recipe") for k, kind in
-               (("name", str), ("seed", int), ("output_dir", str), ("device", str)) if k in data}
+               (("name", str), ("seed", int), ("output_dir", str), ("device", str), ("base", str)) if k in data}
+    base = _base_towers(v, scalars.get("base", ""))
 
     data_table = v.table(data["data"], "[data]", ["dataset", "options"], required=("dataset",))
     dataset = v.value(data_table, "dataset", str, "[data]")
@@ -184,11 +194,16 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
         provided = tuple(mmbind.list_modalities())
 
     anchor_table = dict(v.table(data["anchor"], "[anchor]", [
-        "modality", "encoder", "options", "preprocess", "pretrain"], required=("modality", "encoder")))
+        "modality", "encoder", "options", "preprocess", "pretrain"],
+        required=("modality",) if base else ("modality", "encoder")))
     pretrain = anchor_table.pop("pretrain", None)
     anchor = v.value(anchor_table, "modality", str, "[anchor]")
     anchor_table.pop("modality")
-    towers = {anchor: _tower(v, anchor_table, anchor, "[anchor]")}
+    if base and anchor != base.anchor:
+        raise v.fail("[anchor] modality", f"the base binder's anchor is {base.anchor!r}, not {anchor!r}")
+    if base and pretrain is not None:
+        raise v.fail("[anchor.pretrain]", "the anchor comes trained from the base binder; remove [anchor.pretrain]")
+    towers = {anchor: _tower(v, anchor_table, anchor, "[anchor]", base)}
     towers[anchor].head = "none"  # the anchor's encoder output is the space itself
 
     modalities = v.table(data["modalities"], "[modalities]", list(provided))
@@ -197,7 +212,7 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     for modality, table in modalities.items():
         if modality == anchor:
             raise v.fail(f"[modalities.{modality}]", "is the anchor; the anchor is set in [anchor]")
-        towers[modality] = _tower(v, table, modality, f"[modalities.{modality}]")
+        towers[modality] = _tower(v, table, modality, f"[modalities.{modality}]", base)
     if anchor not in provided:
         raise v.fail("[anchor] modality", f"dataset {dataset!r} provides {', '.join(provided)}, not {anchor!r}")
 
@@ -225,11 +240,37 @@ def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     return recipe
 
 
-def _tower(v: _Validator, table: Any, modality: str, where: str) -> TowerConfig:
+def _base_towers(v: _Validator, base: str) -> BinderConfig | None:
+    """The config of the recipe's base binder folder, or None without one."""
+    if not base:
+        return None
+    try:
+        return BinderConfig.from_dict(read_config(base))
+    except (UserError, KeyError, TypeError) as error:
+        raise v.fail("base", f"{base!r} is not a binder folder ({error}); import or train one first, e.g. "
+                     f"`mmbind import imagebind imagebind_huge.pth --out {base}`") from None
+
+
+# What a tower taken from the base keeps: its weights are the base's.
+_FROM_BASE = ("encoder", "options", "head")
+
+
+def _tower(v: _Validator, table: Any, modality: str, where: str, base: BinderConfig | None = None) -> TowerConfig:
     v.plugin("modality", modality, where)
+    inherited = base.towers.get(modality) if base else None
+    if inherited is not None and isinstance(table, dict):
+        for key in _FROM_BASE:
+            if key in table and table[key] != getattr(inherited, key):
+                raise v.fail(f"{where} {key}", f"the tower comes from the base binder, whose {key} is "
+                             f"{getattr(inherited, key)!r}; it cannot change (got {table[key]!r})")
+        table = {**asdict(inherited), **table}
     if isinstance(table, dict) and "encoder" not in table:
         table = {**table, "encoder": mmbind.get_modality(modality).default_encoder}
     tower = v.dataclass(TowerConfig, table, where)
+    try:
+        check_tuning(tower)
+    except ValueError as error:
+        raise v.fail(where, str(error)) from None
     v.plugin("encoder", tower.encoder, f"{where} encoder")
     encoder_modality = mmbind.get_encoder(tower.encoder).modality
     if encoder_modality != modality:
