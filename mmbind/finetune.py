@@ -17,6 +17,7 @@ import torch.nn as nn
 if TYPE_CHECKING:
     from mmbind.binder import TowerConfig
 
+TUNING_FIELDS = ("freeze_encoder", "train_last_blocks", "lora")  # a tower's fields that say what trains
 LORA_FIELDS = {"rank": "an integer >= 1", "alpha": "a number > 0", "target_modules": "a list of module names",
                "dropout": "a number in [0, 1)"}
 LORA_DEFAULTS = {"alpha": None, "dropout": 0.0}  # alpha None: equal to rank (a scale of 1)

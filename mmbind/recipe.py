@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import mmbind
 from mmbind.binder import BinderConfig, TowerConfig
 from mmbind.derived import read_config
 from mmbind.errors import UserError
-from mmbind.finetune import check_tuning
+from mmbind.finetune import TUNING_FIELDS, check_tuning
 
 
 class RecipeError(ValueError):
@@ -263,10 +263,13 @@ def _tower(v: _Validator, table: Any, modality: str, where: str, base: BinderCon
             if key in table and table[key] != getattr(inherited, key):
                 raise v.fail(f"{where} {key}", f"the tower comes from the base binder, whose {key} is "
                              f"{getattr(inherited, key)!r}; it cannot change (got {table[key]!r})")
-        table = {**asdict(inherited), **table}
     if isinstance(table, dict) and "encoder" not in table:
-        table = {**table, "encoder": mmbind.get_modality(modality).default_encoder}
+        table = {**table, "encoder": inherited.encoder if inherited else mmbind.get_modality(modality).default_encoder}
     tower = v.dataclass(TowerConfig, table, where)
+    if inherited is not None:  # the base's tower with the fields the table sets
+        if any(key in table for key in TUNING_FIELDS):  # a new choice of tuning replaces the base's
+            inherited = replace(inherited, freeze_encoder=False, train_last_blocks=0, lora={})
+        tower = replace(inherited, **{key: getattr(tower, key) for key in table})
     try:
         check_tuning(tower)
     except ValueError as error:

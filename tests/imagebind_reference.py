@@ -121,3 +121,14 @@ def _pinned_sampler():
             return clip_sampling.ClipInfo(start, start + self._clip_duration, index, 0, last)
 
     return ConstantClipsPerVideoSampler
+
+
+def small_import(folder: Path, modalities=("vision", "text", "depth"), seed: int = 0) -> Path:
+    """``small_model(seed)`` saved as a .pth beside ``folder`` and imported by mmbind into it."""
+    import torch
+
+    from mmbind_plugins.imagebind import import_imagebind
+
+    checkpoint = folder.with_suffix(".pth")
+    torch.save(small_model(seed).state_dict(), checkpoint)
+    return import_imagebind(checkpoint, folder, modalities=modalities, num_heads=SMALL_HEADS)
