@@ -130,5 +130,6 @@ def small_import(folder: Path, modalities=("vision", "text", "depth"), seed: int
     from mmbind_plugins.imagebind import import_imagebind
 
     checkpoint = folder.with_suffix(".pth")
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
     torch.save(small_model(seed).state_dict(), checkpoint)
     return import_imagebind(checkpoint, folder, modalities=modalities, num_heads=SMALL_HEADS)
