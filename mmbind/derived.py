@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
@@ -81,19 +81,19 @@ def base_tensors(base: Path) -> dict[str, Path]:
     return found
 
 
-def _read(files: Mapping[str, Path], names: list[str]) -> dict[str, torch.Tensor]:
-    """Tensors ``names`` (base names) from the files that hold them, one open per file."""
+def _stream(files: Mapping[str, Path], names: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
+    """(base name, tensor) for ``names``, read one at a time from the files that hold them, so
+    that no more than one tensor of the base is in memory at once."""
     from safetensors import safe_open
 
-    out: dict[str, torch.Tensor] = {}
     by_file: dict[Path, list[str]] = {}
     for name in names:
         by_file.setdefault(files[name], []).append(name)
     for path, wanted in by_file.items():
         with safe_open(str(path), "pt") as weights:
             stored = {base_name(k): k for k in weights.keys()}
-            out.update({name: weights.get_tensor(stored[name]) for name in wanted})
-    return out
+            for name in wanted:
+                yield name, weights.get_tensor(stored[name])
 
 
 def load_base(module: torch.nn.Module, base: Path, towers: list[str]) -> set[str]:
@@ -109,23 +109,23 @@ def load_base(module: torch.nn.Module, base: Path, towers: list[str]) -> set[str
     if missing:
         raise CheckpointError(f"{base}: the base binder lacks {len(missing)} tensor(s) of the towers "
                               f"{', '.join(towers)} (e.g. {', '.join(missing[:3])})")
-    tensors = _read(files, list(wanted.values()))
+    keys = {name: key for key, name in wanted.items()}
     with torch.no_grad():
-        for key, name in wanted.items():
-            if state[key].shape != tensors[name].shape:
-                raise CheckpointError(f"{base}: {name} has shape {tuple(tensors[name].shape)}, this binder's "
-                                      f"{key} {tuple(state[key].shape)}")
-            state[key].copy_(tensors[name])
+        for name, tensor in _stream(files, list(keys)):
+            target = state[keys[name]]
+            if target.shape != tensor.shape:
+                raise CheckpointError(f"{base}: {name} has shape {tuple(tensor.shape)}, this binder's "
+                                      f"{keys[name]} {tuple(target.shape)}")
+            target.copy_(tensor)
     return set(wanted)
 
 
 def differing(state: Mapping[str, torch.Tensor], base: Path) -> dict[str, torch.Tensor]:
     """The tensors of ``state`` that the base does not hold identically (copies, contiguous)."""
     files = base_tensors(base)
-    shared = [k for k in state if base_name(k) in files]
-    stored = _read(files, [base_name(k) for k in shared])
-    same = {k for k in shared if stored[base_name(k)].shape == state[k].shape
-            and torch.equal(stored[base_name(k)], state[k].detach().cpu())}
+    keys = {base_name(k): k for k in state if base_name(k) in files}
+    same = {keys[name] for name, stored in _stream(files, list(keys))
+            if stored.shape == state[keys[name]].shape and torch.equal(stored, state[keys[name]].detach().cpu())}
     return {k: v.detach().cpu().contiguous().clone() for k, v in state.items() if k not in same}
 
 

@@ -10,12 +10,17 @@ frozen run in eval mode during training, so frozen normalisation statistics stay
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import torch.nn as nn
 
-if TYPE_CHECKING:
-    from mmbind.binder import TowerConfig
+
+class Tuning(Protocol):
+    """The fields of a tower (``mmbind.binder.TowerConfig``) that say what of its encoder trains."""
+
+    freeze_encoder: bool
+    train_last_blocks: int
+    lora: dict[str, Any]
 
 TUNING_FIELDS = ("freeze_encoder", "train_last_blocks", "lora")  # a tower's fields that say what trains
 LORA_FIELDS = {"rank": "an integer >= 1", "alpha": "a number > 0", "target_modules": "a list of module names",
@@ -27,7 +32,7 @@ BASE_LAYER = ".base_layer."
 LORA_MARK = ".lora_"
 
 
-def check_tuning(tower: "TowerConfig") -> None:
+def check_tuning(tower: Tuning) -> None:
     """ValueError naming the field when a tower's fine-tuning fields do not fit together."""
     chosen = [name for name, on in (("freeze_encoder", tower.freeze_encoder),
                                     ("train_last_blocks", tower.train_last_blocks > 0),
@@ -64,7 +69,7 @@ def lora_settings(lora: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def apply_tuning(encoder: nn.Module, tower: "TowerConfig", modality: str) -> nn.Module:
+def apply_tuning(encoder: nn.Module, tower: Tuning, modality: str) -> nn.Module:
     """Set which of ``encoder``'s parameters train (and inject LoRA adapters); returns the encoder."""
     check_tuning(tower)
     if tower.freeze_encoder:
