@@ -81,7 +81,7 @@ def test_checkpoint_file_as_pretrained_and_a_binder_round_trip(saved, tmp_path):
         "image": TowerConfig("image-openclip", {"model": "mmbind-tiny-clip", "pretrained": str(checkpoint)},
                              preprocess={"size": 64, "resize_backend": "pil"}, head="none"),
         "text": TowerConfig("text-openclip", {"model": "mmbind-tiny-clip", "pretrained": str(checkpoint)},
-                            head="none", temperature=float(1 / model.logit_scale.exp())),
+                            head="none", temperature=1 / model.logit_scale.exp().item()),
     }
     binder = Binder(BinderConfig("image", towers)).eval()
     x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(3))
