@@ -100,13 +100,14 @@ class Binder(nn.Module):
         self.base_reference: dict[str, str] | None = None  # the base's folder and hash, made on first save
         from_base = [] if base is None else [m for m in derived.read_config(base)["towers"] if m in config.towers]
         anchor = config.anchor
-        order = [anchor, *[m for m in config.towers if m != anchor]]  # the anchor first, as saved binders have it
-        for modality in order:  # a tower the base has is built without pretrained weights: the base's follow
-            tower = config.towers[modality]
-            self.encoders[modality] = _build_encoder(tower.encoder, tower.options,
-                                                     pretrained and modality not in from_base)
+        # a tower the base has is built without pretrained weights: the base's are loaded below
+        build = lambda m: _build_encoder(config.towers[m].encoder, config.towers[m].options,  # noqa: E731
+                                         pretrained and m not in from_base)
+        self.encoders[anchor] = build(anchor)
         self.dim = int(self.encoders[anchor].output_dim)
-        for modality, tower in config.towers.items():
+        for modality, tower in config.towers.items():  # encoder, head, scale: the order seeds see
+            if modality != anchor:
+                self.encoders[modality] = build(modality)
             head = "none" if modality == anchor else tower.head
             self.heads[modality] = _build_head(head, int(self.encoders[modality].output_dim), self.dim)
             self.log_scales[modality] = nn.Parameter(

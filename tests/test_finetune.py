@@ -143,3 +143,20 @@ def test_lora_target_that_matches_nothing_lists_the_linear_layers(base, tmp_path
     run = recipe(base, {}, tmp_path, depth={"lora": {"rank": 2, "target_modules": ["q_proj"]}})
     with pytest.raises(ValueError, match=r"depth lora target_modules \['q_proj'\].*named .*qkv"):
         Binder(run.binder_config(), base=base)
+
+
+def test_a_lora_run_resumes_from_its_epoch_checkpoint_to_the_same_adapters(base, small_digits_world, tmp_path):
+    lora = {"rank": 2, "target_modules": ["qkv"]}
+    run = recipe(base, small_digits_world, tmp_path / "run", depth={"lora": lora, "augment": False})
+    run.bind.epochs = 2
+    Trainer(run, progress=False).fit()
+    straight = tensors(tmp_path / "run" / "model" / "model.safetensors")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert json.loads((checkpoints / "epoch-0001" / "config.json").read_text())["base"]["path"] == str(base.resolve())
+    shutil.rmtree(checkpoints / "epoch-0002")  # as if the run had stopped after its first epoch
+    shutil.rmtree(tmp_path / "run" / "model")
+    Trainer(run, progress=False).fit(resume=True)
+    resumed = tensors(tmp_path / "run" / "model" / "model.safetensors")
+    assert sorted(resumed) == sorted(straight) and all(is_adapter(k) for k in resumed)
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
