@@ -50,27 +50,40 @@ def _build_head(kind: str, in_dim: int, dim: int) -> nn.Module:
 
 
 class Binder(nn.Module):
-    """Towers that map every modality into the anchor's embedding space."""
+    """Towers that map every modality into the anchor's embedding space.
 
-    def __init__(self, config: BinderConfig, pretrained: bool = True):
+    ``base``: a binder folder this one is made from (an imported ImageBind, say): the towers it
+    shares with the base get the base's weights, and ``save_pretrained`` writes only what
+    differs from them, beside a reference to the base (see ``mmbind.derived``)."""
+
+    def __init__(self, config: BinderConfig, pretrained: bool = True, base: str | Path | None = None):
+        from mmbind import derived
+        from mmbind.finetune import apply_tuning
+
         super().__init__()
         self.config = config
         self.encoders = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         self.log_scales = nn.ParameterDict()
-        anchor_cfg = config.towers[config.anchor]
-        self.encoders[config.anchor] = _build_encoder(anchor_cfg.encoder, anchor_cfg.options, pretrained)
-        self.dim = int(self.encoders[config.anchor].output_dim)
-        for modality, tower in config.towers.items():
-            if modality != config.anchor:
-                self.encoders[modality] = _build_encoder(tower.encoder, tower.options, pretrained)
-            head = "none" if modality == config.anchor else tower.head
+        self.base = None if base is None else Path(base)
+        self.base_reference: dict[str, str] | None = None  # the base's folder and hash, made on first save
+        from_base = [] if base is None else [m for m in derived.read_config(base)["towers"] if m in config.towers]
+        anchor = config.anchor
+        # a tower the base has is built without pretrained weights: the base's are loaded below
+        build = lambda m: _build_encoder(config.towers[m].encoder, config.towers[m].options,  # noqa: E731
+                                         pretrained and m not in from_base)
+        self.encoders[anchor] = build(anchor)
+        self.dim = int(self.encoders[anchor].output_dim)
+        for modality, tower in config.towers.items():  # encoder, head, scale: the order seeds see
+            if modality != anchor:
+                self.encoders[modality] = build(modality)
+            head = "none" if modality == anchor else tower.head
             self.heads[modality] = _build_head(head, int(self.encoders[modality].output_dim), self.dim)
             self.log_scales[modality] = nn.Parameter(
                 torch.tensor(math.log(1.0 / tower.temperature)),
-                requires_grad=tower.learn_temperature and modality != config.anchor)
-            if tower.freeze_encoder:
-                self.encoders[modality].requires_grad_(False)
+                requires_grad=tower.learn_temperature and modality != anchor)
+            apply_tuning(self.encoders[modality], tower, modality)
+        self.from_base = derived.load_base(self, self.base, from_base) if from_base else set()
         self.anchor_frozen = False
         self._transforms: dict[tuple[str, bool], Any] = {}
 
@@ -95,11 +108,12 @@ class Binder(nn.Module):
 
     def train(self, mode: bool = True) -> "Binder":
         super().train(mode)
+        from mmbind.finetune import eval_frozen_parts
+
         if self.anchor_frozen:
             self.encoders[self.anchor_modality].eval()
-        for modality, tower in self.config.towers.items():
-            if tower.freeze_encoder:  # frozen encoders keep their normalisation statistics too
-                self.encoders[modality].eval()
+        for encoder in self.encoders.values():  # frozen parts keep their normalisation statistics
+            eval_frozen_parts(encoder)
         return self
 
     def logit_scale(self, modality: str) -> torch.Tensor:
@@ -234,36 +248,53 @@ class Binder(nn.Module):
         return digest.hexdigest()[:16]
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config.json and model.safetensors (transformers layout)."""
-        from safetensors.torch import save_model
+        """Write config.json and model.safetensors (transformers layout). A binder with a base
+        writes only the tensors that differ from the base's, and a reference to the base."""
+        from safetensors.torch import save_file, save_model
+
+        from mmbind import derived
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = self.config.to_dict()
         config["dim"] = self.dim
         config["anchor_frozen"] = self.anchor_frozen
+        if self.base is not None:
+            self.base_reference = self.base_reference or derived.reference(self.base)
+            config["base"] = self.base_reference
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        save_model(self, str(directory / WEIGHTS_NAME))
+        if self.base is None:
+            save_model(self, str(directory / WEIGHTS_NAME))
+        else:
+            save_file(derived.differing(self.state_dict(), self.base), str(directory / WEIGHTS_NAME),
+                      metadata={"format": "pt"})
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> "Binder":
-        """Rebuild a binder saved by save_pretrained; no pretrained weights are fetched again."""
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None,
+                        base: str | Path | None = None) -> "Binder":
+        """Rebuild a binder saved by save_pretrained; no pretrained weights are fetched again.
+        A binder made from a base loads the base's weights first (from the recorded folder, or
+        ``base`` if given; either must be the very base it was made from)."""
+        from mmbind import derived
         from mmbind.errors import CheckpointError
         from mmbind.weights import load_safetensors_into
 
         directory = Path(directory)
-        config_path = directory / CONFIG_NAME
-        if not config_path.is_file():
-            raise CheckpointError(f"{config_path} not found: expected a folder written by Binder.save_pretrained")
+        data = derived.read_config(directory)
         try:
-            data = json.loads(config_path.read_text())
             config = BinderConfig.from_dict(data)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"{config_path}: not a binder config ({type(error).__name__}: {error}); expected "
-                                  f"the config.json written by Binder.save_pretrained") from None
-        binder = cls(config, pretrained=False)
-        load_safetensors_into(binder, directory / WEIGHTS_NAME)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{directory / CONFIG_NAME}: not a binder config ({type(error).__name__}: {error}); "
+                                  f"expected the config.json written by Binder.save_pretrained") from None
+        if "base" not in data:
+            binder = cls(config, pretrained=False)
+            load_safetensors_into(binder, directory / WEIGHTS_NAME)
+        else:
+            found = derived.resolve(data["base"], directory, base)
+            binder = cls(config, pretrained=False, base=found)
+            binder.base_reference = {"path": str(found.resolve()), "sha256": data["base"]["sha256"]}
+            derived.load_own(binder, directory / WEIGHTS_NAME, binder.from_base)
         if data.get("anchor_frozen", True):
             binder.freeze_anchor()
         binder.eval()

@@ -40,4 +40,8 @@ if ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 (cd frontend && npm ci --silent --no-audit --no-fund && npm run --silent build)
+# ImageBind's own code, only for the tests that check mmbind against it (never imported by
+# mmbind): its model and data modules, the pytorchvideo release it names and decord, the video
+# decoder its data module uses. --no-deps: their pins (torch 1.13, ...) would replace the stack.
+.venv/bin/python -m pip install -q --no-deps imagebind-packaged==0.1.2 pytorchvideo==0.1.5 decord==0.6.0
 touch .venv/.installed

@@ -13,10 +13,14 @@ from typing import Any, Callable, Iterable
 from pydantic import ValidationError
 
 import mmbind
+from mmbind.errors import UserError
 from mmbind.recipe.errors import RecipeError, did_you_mean, problems
 from mmbind.recipe.factories import Factory, call_problems, option_problems
 from mmbind.recipe.schema import Recipe, RecipeFile, TowerTable
-from mmbind.recipe.towers import TowerConfig
+from mmbind.recipe.towers import BinderConfig, TowerConfig
+
+# What a tower taken from a base binder keeps: its weights are the base's.
+FROM_BASE = ("encoder", "options", "head")
 
 Key = tuple[str, ...]
 
@@ -104,7 +108,8 @@ class _Resolver:
             more = self.provided(added.dataset, added.modalities, f"[[data.add]] #{number}")
             provided += [m for m in more if m not in provided]
         anchor = file.anchor.modality
-        towers = {anchor: self.tower(file.anchor, anchor, "[anchor]", "[anchor] modality")}
+        base = self.base(file) if file.base else None
+        towers = {anchor: self.tower(file.anchor, anchor, "[anchor]", "[anchor] modality", base)}
         if not file.modalities:
             raise self.fail("[modalities]", f"bind at least one modality; {dataset!r} provides {', '.join(provided)}")
         for modality, table in file.modalities.items():
@@ -114,10 +119,10 @@ class _Resolver:
                                                 f"(allowed: {', '.join(provided)})")
             if modality == anchor:
                 raise self.fail(where, "is the anchor; the anchor is set in [anchor]")
-            towers[modality] = self.tower(table, modality, where, where)
+            towers[modality] = self.tower(table, modality, where, where, base)
         if anchor not in provided:
             raise self.fail("[anchor] modality", f"dataset {dataset!r} provides {', '.join(provided)}, not {anchor!r}")
-        common = {"name", "seed", "output_dir", "device", "bind", "eval", "embed", "log"}
+        common = {"name", "seed", "output_dir", "device", "base", "bind", "eval", "embed", "log"}
         recipe = Recipe(**file.model_dump(include=common),
                         dataset=dataset, dataset_options=file.data.options, added=file.data.add, anchor=anchor,
                         towers=towers, pretrain=file.anchor.pretrain, source=self.source, raw=raw)
@@ -136,15 +141,55 @@ class _Resolver:
                                 f"{did_you_mean(modality, list(provided))} (it has: {', '.join(provided)})")
         return tuple(chosen) if chosen else provided
 
-    def tower(self, table: TowerTable, modality: str, where: str, named_at: str) -> TowerConfig:
-        """The tower of ``table`` (at ``where``; its modality is named at ``named_at``), its encoder resolved."""
+    def base(self, file: RecipeFile) -> BinderConfig:
+        """The towers of the recipe's base binder folder, checked against [anchor]."""
+        from mmbind.derived import read_config
+
+        try:
+            base = BinderConfig.from_dict(read_config(file.base), source=f"{file.base}/config.json")
+        except UserError as error:
+            raise self.fail("base", f"{file.base!r} is not a binder folder ({error}); import or train one first, "
+                            f"e.g. `mmbind import imagebind imagebind_huge.pth --out {file.base}`") from None
+        if file.anchor.modality != base.anchor:
+            raise self.fail("[anchor] modality", f"the base binder's anchor is {base.anchor!r}, "
+                            f"not {file.anchor.modality!r}")
+        if file.anchor.pretrain is not None:
+            raise self.fail("[anchor.pretrain]", "the anchor comes trained from the base binder; "
+                            "remove [anchor.pretrain]")
+        return base
+
+    def tower(self, table: TowerTable, modality: str, where: str, named_at: str,
+              base: BinderConfig | None = None) -> TowerConfig:
+        """The tower of ``table`` (at ``where``; its modality is named at ``named_at``), its encoder
+        resolved; a tower the base binder has starts from the base's."""
         spec = self.registered(mmbind.get_modality, modality, named_at)
+        if base is not None and modality in base.towers:
+            return self.inherited_tower(table, base.towers[modality], where)
         encoder = table.encoder or spec.default_encoder
         encodes = self.registered(mmbind.get_encoder, encoder, f"{where} encoder").modality
         if encodes != modality:
             raise self.fail(f"{where} encoder", f"{encoder!r} encodes {encodes!r}, not {modality!r}; "
                             f"encoders for {modality!r}: {', '.join(mmbind.list_encoders(modality=modality))}")
         return TowerConfig(**table.model_dump(exclude={"modality", "pretrain", "encoder"}), encoder=encoder)
+
+    def inherited_tower(self, table: TowerTable, inherited: TowerConfig, where: str) -> TowerConfig:
+        """The base's tower with the fields ``table`` sets; its weights are the base's, so what
+        shapes them (encoder, options, head) cannot change."""
+        from mmbind.finetune import TUNING_FIELDS
+
+        chosen = table.model_fields_set - {"modality", "pretrain"}
+        for key in sorted(chosen & set(FROM_BASE)):
+            if getattr(table, key) != getattr(inherited, key):
+                raise self.fail(f"{where} {key}", f"the tower comes from the base binder, whose {key} is "
+                                f"{getattr(inherited, key)!r}; it cannot change (got {getattr(table, key)!r})")
+        values = inherited.model_dump()
+        if chosen & set(TUNING_FIELDS):  # a new choice of tuning replaces the base's
+            values.update(freeze_encoder=False, train_last_blocks=0, lora={})
+        values.update({key: getattr(table, key) for key in chosen})
+        try:
+            return TowerConfig(**values)
+        except ValidationError as error:
+            raise self.fail(where, "; ".join(e["msg"] for e in error.errors())) from None
 
     def check_options(self, recipe: Recipe) -> None:
         """Every option table against the factory it is passed to (factories.py), so that a typo

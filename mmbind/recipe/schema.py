@@ -161,6 +161,8 @@ class _RecipeCommon(ConfigModel):
     output_dir: str = Field("", description='The run folder; "" is runs/<name>.')
     device: Name = Field("cpu", description="A torch device; under torchrun each rank takes its local GPU "
                                             "when this is cuda.")
+    base: str = Field("", description="A binder folder to start from (an imported ImageBind, a trained binder); "
+                                       "see docs/recipes.md, starting from a base binder.")
     bind: BindConfig = Field(default_factory=BindConfig, description="Binding (a table).")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation (a table).")
     embed: EmbedConfig = Field(default_factory=EmbedConfig, description="The embed stage (a table).")
@@ -242,7 +244,14 @@ class Recipe(_RecipeCommon):
         return header + tomli_w.dumps(tables)
 
     def binder_config(self) -> BinderConfig:
-        return BinderConfig(anchor=self.anchor, towers=self.towers)
+        """The binder's towers: the recipe's, after the base's towers the recipe does not list
+        (carried along unchanged and untrained, e.g. ImageBind's text tower for zero-shot)."""
+        towers = dict(self.towers)
+        if self.base:
+            from mmbind.derived import read_config
+
+            towers = {**BinderConfig.from_dict(read_config(self.base)).towers, **towers}
+        return BinderConfig(anchor=self.anchor, towers=towers)
 
     @property
     def run_dir(self) -> Path:

@@ -17,6 +17,9 @@ Head = Literal["linear", "mlp", "none"]
 # The logit scale 1/tau is clamped to [1, 100] while training (as OpenCLIP does), so a temperature
 # outside [0.01, 1] would be silently changed at the first step.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 1.0
+# Tower fields added after binders were first saved, with their defaults: config.json gets them
+# only when set, so a binder saved before keeps its fingerprint (and the stores keyed by it).
+LATER_FIELDS: dict[str, Any] = {"train_last_blocks": 0, "lora": {}}
 
 
 class TowerConfig(ConfigModel):
@@ -39,9 +42,22 @@ class TowerConfig(ConfigModel):
     learn_temperature: bool = Field(True, description="Learn tau (its logit scale clamped to [1, 100], as "
                                                       "OpenCLIP) or keep it fixed (as ImageBind).")
     freeze_encoder: bool = Field(False, description="Keep the encoder's weights; only the head trains.")
+    train_last_blocks: int = Field(0, ge=0, description="> 0: only the encoder's last N blocks (and the layers "
+                                                        "after them) train; 0: every block.")
+    lora: dict[str, Any] = Field(default_factory=dict,
+                                 description="LoRA adapters through peft ({rank, alpha, target_modules, dropout}); "
+                                             "the encoder's own weights stay frozen.")
     augment: bool = Field(True, description="Use the transform's train-time augmentation while binding.")
     loss_options: dict[str, Any] = Field(default_factory=dict,
                                          description="This tower's loss options, over [bind] loss_options.")
+
+
+    @model_validator(mode="after")
+    def _one_way_to_tune(self) -> "TowerConfig":
+        from mmbind.finetune import check_tuning  # torch: only when a tower is validated
+
+        check_tuning(self)
+        return self
 
 
 class BinderConfig(ConfigModel):
@@ -59,7 +75,12 @@ class BinderConfig(ConfigModel):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mmbind_version": mmbind.__version__, **self.model_dump()}
+        data = self.model_dump()
+        for tower in data["towers"].values():  # written only when set: see LATER_FIELDS
+            for key, default in LATER_FIELDS.items():
+                if tower.get(key) == default:
+                    del tower[key]
+        return {"mmbind_version": mmbind.__version__, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config.json") -> "BinderConfig":

@@ -106,7 +106,7 @@ class Trainer:
 
     def new_binder(self) -> Binder:
         """A Binder built from the recipe, its anchor pretrained (if the recipe asks) and frozen."""
-        binder = Binder(self.recipe.binder_config()).to(self.device)
+        binder = Binder(self.recipe.binder_config(), base=self.recipe.base or None).to(self.device)
         apply_grad_checkpointing(binder, self.recipe)
         if self.recipe.pretrain is not None:
             self.pretrain(binder)
