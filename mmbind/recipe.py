@@ -43,8 +43,9 @@ class BindConfig:
     anchor_cache: bool = True
     anchor_cache_file: str = ""  # "": keep the anchor cache in memory; a path (relative to the run folder): HDF5
     augment_anchor: bool = False  # augmenting the anchor input bypasses the anchor cache
-    precision: str = "fp32"
+    precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast and a gradient scaler; CUDA/MPS)
     accumulation_steps: int = 1
+    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at the end of each epoch only
 
 
 @dataclass
@@ -78,7 +79,7 @@ class Recipe:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     output_dir: str = ""
-    device: str = "cpu"
+    device: str = "auto"  # auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps
     pretrain: PretrainConfig | None = None
     bind: BindConfig = field(default_factory=BindConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -111,8 +112,8 @@ _CHECKS = {
     list: ("a list", lambda v: isinstance(v, list)),
 }
 _MINIMUM = {"supervised_epochs": 0, "supervised_batch_size": 1, "baseline_max_train": 1, "epochs": 0, "batch_size": 1, "lr": 0, "num_workers": 0, "steps_per_epoch": 0,
-            "accumulation_steps": 1, "temperature": 1e-4, "warmup_steps": 0}
-_CHOICES = {"precision": ("fp32", "bf16"), "head": ("linear", "mlp")}
+            "accumulation_steps": 1, "temperature": 1e-4, "warmup_steps": 0, "checkpoint_every": 0}
+_CHOICES = {"precision": ("fp32", "bf16", "fp16"), "head": ("linear", "mlp")}
 
 
 class _Validator:
