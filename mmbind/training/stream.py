@@ -190,7 +190,8 @@ class StreamLoader:
         workers = self.num_workers
         return iter(torch.utils.data.DataLoader(
             self.dataset, batch_size=None, collate_fn=_identity, num_workers=workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None))
+            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
+            generator=torch.Generator()))  # its own: loading must not consume the model's RNG stream
 
 
 def streamed_modalities(split: dict[str, Any], bound: Sequence[str]) -> list[str]:
