@@ -196,3 +196,44 @@ def test_streamed_anchor_cannot_be_pretrained(tmp_path):
     recipe.pretrain = PretrainConfig()
     with pytest.raises(ValueError, match="pretrain"):
         Trainer(recipe, progress=False)
+
+
+def toy_hf_dataset():
+    import datasets
+
+    original = toy.toy_clusters(n_per_class=10)
+    features = datasets.Features({"toy-a": datasets.Sequence(datasets.Value("float32")),
+                                  "toy-b": datasets.Sequence(datasets.Value("float32")),
+                                  "label": datasets.ClassLabel(names=original.class_names)})
+
+    def table(split):
+        samples = original.splits[split]
+        return datasets.Dataset.from_dict({"toy-a": [x.tolist() for x in samples["toy-a"].inputs],
+                                           "toy-b": [x.tolist() for x in samples["toy-b"].inputs],
+                                           "label": list(samples["toy-a"].labels)}, features=features)
+
+    return original, datasets.DatasetDict({"train": table("train"), "test": table("test")})
+
+
+@pytest.mark.parametrize("layout", ["save_to_disk", "parquet"])
+def test_hf_datasets_adapter_reads_a_local_dataset(tmp_path, layout):
+    original, hf = toy_hf_dataset()
+    if layout == "save_to_disk":
+        hf.save_to_disk(str(tmp_path / "hf"))
+    else:
+        (tmp_path / "hf").mkdir()
+        for split, table in hf.items():
+            table.to_parquet(str(tmp_path / "hf" / f"{split}-00000.parquet"))
+    data = mmbind.load_dataset("hf-datasets", path=str(tmp_path / "hf"))
+    assert sorted(data.splits) == ["test", "train"] and sorted(data.splits["train"]) == ["toy-a", "toy-b"]
+    for split in ("train", "test"):
+        got, want = data.splits[split]["toy-b"], original.splits[split]["toy-b"]
+        np.testing.assert_array_equal(np.stack([got.inputs[i] for i in range(len(got))]), np.stack(want.inputs))
+        assert list(got.labels) == list(want.labels)
+        assert got.keys[0] == data.splits[split]["toy-a"].keys[0]  # a row pairs with itself
+    if layout == "save_to_disk":  # a ClassLabel's names are the class names
+        assert data.class_names == original.class_names
+    from mmbind_plugins.shards.writer import write_shards  # and it streams like any dataset
+
+    index = write_shards(data, "toy-a", tmp_path / "shards", shard_size=25)
+    assert sum(index["splits"]["train"]["toy-b"]["counts"]) == 100
