@@ -237,3 +237,20 @@ def test_hf_datasets_adapter_reads_a_local_dataset(tmp_path, layout):
 
     index = write_shards(data, "toy-a", tmp_path / "shards", shard_size=25)
     assert sum(index["splits"]["train"]["toy-b"]["counts"]) == 100
+
+
+def test_the_shard_reader_reads_what_webdatasets_own_reader_reads(tmp_path):
+    from webdataset.tariterators import tarfile_samples
+
+    from mmbind_plugins.shards.codec import decode_record
+    from mmbind_plugins.shards.reader import read_shard
+
+    write_toy_shards(tmp_path / "shards")
+    shard = str(tmp_path / "shards" / "train" / "toy-b" / "000003.tar")
+    ours = list(read_shard(shard))
+    theirs = [decode_record(files) for files in tarfile_samples([{"url": shard}])]
+    assert len(ours) == len(theirs) == 50
+    for a, b in zip(ours, theirs):
+        assert a["key"] == b["key"] and a["label"] == b["label"]
+        np.testing.assert_array_equal(a["input"], b["input"])
+        np.testing.assert_array_equal(a["anchor"], b["anchor"])
