@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import click
 
+from mmbind.commands.options import device_option
 
-def _load(recipe_path: str, overrides: tuple[str, ...]):
+
+def _load(recipe_path: str, overrides: tuple[str, ...], device: str | None = None):
     import tomllib
 
     from mmbind.recipe import RecipeError, load_recipe
@@ -18,12 +20,16 @@ def _load(recipe_path: str, overrides: tuple[str, ...]):
             parsed[key] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
             parsed[key] = value  # a bare word is a string
+    if device is not None:
+        parsed["device"] = device
     try:
         return load_recipe(recipe_path, parsed)
     except RecipeError as error:
         raise click.ClickException(str(error)) from None
 
 
+_device = device_option(None, "Where training runs (default: the recipe's device, which defaults to auto): "
+                                "auto, cpu, cuda, cuda:N or mps.")
 _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Override a recipe field, e.g. --set bind.epochs=2 (repeatable).")
 
@@ -33,18 +39,20 @@ def register(cli: click.Group) -> None:
     @click.argument("recipe", type=click.Path(dir_okay=False))
     @click.option("--resume", is_flag=True, help="Continue from the run's last epoch checkpoint.")
     @_set
-    def train(recipe: str, resume: bool, overrides: tuple[str, ...]) -> None:
+    @_device
+    def train(recipe: str, resume: bool, overrides: tuple[str, ...], device: str | None) -> None:
         """Pretrain the anchor (if the recipe asks) and bind every modality."""
         from mmbind.pipeline import train_recipe
 
-        train_recipe(_load(recipe, overrides), resume=resume)
+        train_recipe(_load(recipe, overrides, device), resume=resume)
 
     @cli.command()
     @click.argument("recipe", type=click.Path(dir_okay=False))
     @click.option("--resume", is_flag=True, help="Continue training from the last checkpoint.")
     @_set
-    def run(recipe: str, resume: bool, overrides: tuple[str, ...]) -> None:
+    @_device
+    def run(recipe: str, resume: bool, overrides: tuple[str, ...], device: str | None) -> None:
         """Run every stage of RECIPE: train, evaluate, embed, report; print the result table."""
         from mmbind.pipeline import run_recipe
 
-        run_recipe(_load(recipe, overrides), resume=resume)
+        run_recipe(_load(recipe, overrides, device), resume=resume)

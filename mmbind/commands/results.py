@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from mmbind.commands.options import device_option
+
 
 def parse_assignments(items: tuple[str, ...], option: str) -> dict[str, Any]:
     """KEY=VALUE pairs with TOML values (a bare word is a string)."""
@@ -104,15 +106,16 @@ def register(cli: click.Group) -> None:
                   help="Train the supervised baselines (default: the recipe's supervised_baselines).")
     @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
                   help="Where to write the JSON (default: eval.json beside the checkpoint).")
-    @click.option("--device", default=None, help="torch device, e.g. cpu or cuda:0.")
+    @device_option()
     def eval_(checkpoint: Path, data: str | None, options: tuple[str, ...], split: str | None,
               extra_splits: tuple[str, ...], templates: tuple[str, ...], text_modality: str | None,
-              supervised: bool | None, output: Path | None, device: str | None) -> None:
+              supervised: bool | None, output: Path | None, device: str) -> None:
         """Zero-shot accuracy, retrieval R@K for every modality pair and supervised bounds of CHECKPOINT."""
         import time
 
         import mmbind
         from mmbind.binder import Binder
+        from mmbind.devices import resolve_device
         from mmbind.evaluation.results import format_table
         from mmbind.evaluation.run import evaluate_run
 
@@ -122,7 +125,7 @@ def register(cli: click.Group) -> None:
             if "{}" not in template:
                 raise click.BadParameter(f"{template!r} has no '{{}}' for the class name", param_hint="--template")
         started = time.perf_counter()
-        binder = Binder.from_pretrained(model, device=device)
+        binder = Binder.from_pretrained(model, device=resolve_device(device))
         recipe = build_recipe(binder, data, parse_assignments(options, "--option"), run, output)
         if split:
             recipe.eval.split = split
