@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 DOC = HERE.parent / "docs" / "performance.md"
-BENCHMARKS = ["anchor_cache", "loop_overhead", "embed_throughput", "startup"]
+BENCHMARKS = ["anchor_cache", "loop_overhead", "embed_throughput", "startup", "streaming", "search_speed"]
 
 
 def docstring(name: str) -> str:
