@@ -9,6 +9,7 @@ from __future__ import annotations
 import mmbind
 
 PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+SHARD_SIZE = 1000  # samples per shard: a shard is read (and shuffled) whole, so it must fit in memory
 
 
 @mmbind.hookimpl

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mmbind_plugins.shards.writer import SHARD_SIZE
+from mmbind_plugins.shards import SHARD_SIZE
 
 
 @click.group()

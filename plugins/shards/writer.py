@@ -20,6 +20,7 @@ import mmbind
 from mmbind.errors import UserError
 from mmbind.pairing import pair_index
 from mmbind.plugin.specs import BindingData, ModalitySamples
+from mmbind_plugins.shards import SHARD_SIZE
 from mmbind_plugins.shards.codec import encode_record
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 INDEX = "index.json"
 FORMAT = "mmbind-webdataset"
 VERSION = 1
-SHARD_SIZE = 1000  # samples per shard: a shard is read (and shuffled) whole, so it must fit in memory
 
 
 def stored(modality: str, x: Any) -> Any:
