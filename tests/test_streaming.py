@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import mmbind
 import toy_plugin as toy
+from test_user_datasets import paired_root  # noqa: F401  (a fixture: real spoken digits + IMU CSVs)
 
 TESTS = Path(__file__).parent
 pytestmark = pytest.mark.usefixtures("toy_plugin")
@@ -254,3 +255,23 @@ def test_the_shard_reader_reads_what_webdatasets_own_reader_reads(tmp_path):
         assert a["key"] == b["key"] and a["label"] == b["label"]
         np.testing.assert_array_equal(a["input"], b["input"])
         np.testing.assert_array_equal(a["anchor"], b["anchor"])
+
+
+def test_file_inputs_are_stored_as_their_modality_loads_them(tmp_path, paired_root):
+    """Real spoken digits (.wav) paired with IMU CSVs by stem: the audio record is the loaded
+    waveform and its rate, and transforms to exactly what the file does."""
+    from mmbind_plugins.shards.writer import write_shards
+
+    root = paired_root
+    with pytest.warns(RuntimeWarning, match="orphan"):
+        data = mmbind.load_dataset("paired-folder", root=str(root), test_fraction=0.2, seed=1)
+    write_shards(data, "imu", tmp_path / "shards", shard_size=4)
+    streamed = mmbind.load_dataset("webdataset", path=str(tmp_path / "shards"))
+    audio = mmbind.get_modality("audio")
+    transform = audio.transform()
+    test = streamed.splits["test"]["audio"]
+    for original, stored in zip(data.splits["test"]["audio"].inputs, test.inputs):
+        assert isinstance(stored, tuple) and isinstance(stored[1], int)  # (samples, sample rate)
+        torch.testing.assert_close(transform(audio.load(stored)), transform(audio.load(original)), rtol=0, atol=0)
+    record = next(iter(streamed.splits["train"]["audio"].read(streamed.splits["train"]["audio"].shards[0])))
+    assert record["anchor"].ndim == 2  # the paired IMU window, loaded from its CSV
