@@ -110,11 +110,13 @@ def test_streamed_training_resumed_mid_epoch_ends_with_identical_weights(tmp_pat
     class Killed(Exception):
         pass
 
+    from mmbind.training.bind import BindStage
+
     killed = Trainer(recipe("killed"), progress=False)
-    stage_step = __import__("mmbind.training.bind", fromlist=["BindStage"]).BindStage.step
+    stage_step = BindStage.step
 
     def step(self, batch, epoch):
-        if self.global_step == 30:  # epoch 2, step 5: after the checkpoint at its step 4
+        if self.global_step == 30:  # 6 steps into epoch 2 (24 an epoch): its last checkpoint is at step 4
             raise Killed
         return stage_step(self, batch, epoch)
 
