@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
@@ -20,41 +19,13 @@ import torch.nn.functional as F
 
 import mmbind
 from mmbind import progress
+from mmbind.recipe.towers import BinderConfig, TowerConfig  # noqa: F401  (their home was here)
 
 OutputValue = Literal["embedding", "features"]
 OUTPUT_VALUES = ("embedding", "features", None)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MAX_LOGIT_SCALE = math.log(100.0)
-
-
-@dataclass
-class TowerConfig:
-    """One modality's tower: which encoder, its options, the eval/train transform sizes, the head."""
-
-    encoder: str
-    options: dict[str, Any] = field(default_factory=dict)
-    preprocess: dict[str, Any] = field(default_factory=dict)
-    head: str = "linear"  # "linear", "mlp" or "none" (the anchor's embedding is its encoder output)
-    temperature: float = 0.07
-    learn_temperature: bool = True
-    freeze_encoder: bool = False
-    augment: bool = True
-    loss_options: dict[str, Any] = field(default_factory=dict)  # over [bind] loss_options, this tower only
-
-
-@dataclass
-class BinderConfig:
-    anchor: str
-    towers: dict[str, TowerConfig]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mmbind_version": mmbind.__version__, "anchor": self.anchor,
-                "towers": {m: asdict(t) for m, t in self.towers.items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BinderConfig":
-        return cls(data["anchor"], {m: TowerConfig(**t) for m, t in data["towers"].items()})
 
 
 def _build_encoder(name: str, options: dict[str, Any], pretrained: bool) -> nn.Module:

@@ -38,9 +38,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, traceback: bool) -> None:
 
 
 def _register_builtin_commands() -> None:
-    from mmbind.commands import embeddings, plugins, recipes, results
+    from mmbind.commands import embeddings, plugins, recipes, results, schema
 
-    for module in (plugins, recipes, results, embeddings):
+    for module in (plugins, recipes, results, embeddings, schema):
         module.register(cli)
 
 

@@ -297,7 +297,7 @@ def expected_columns(n: int, dim: int = 16) -> dict:
         "vectors": np.stack([binder.vector(d["input"], "text") for d in data]),
         "ids": [d["input"] for d in data],
         "labels": [str(d["label"]) for d in data],
-        "meta": [d["meta"] for d in data],
+        "meta": [{"content": d["input"], **d["meta"]} for d in data],  # a phrase is kept as content
         "hashes": [content_hash(d["input"], "text") for d in data],
     }
 

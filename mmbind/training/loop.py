@@ -9,10 +9,12 @@ it was, so it ends exactly as the uninterrupted run.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Iterable, Protocol, Sized
 
 import torch
 
+from mmbind.errors import TrainingError
 from mmbind.progress import progress
 from mmbind.training.data import Batch
 from mmbind.training.metrics import EpochMeter, MetricsLog, log_epoch
@@ -42,6 +44,17 @@ class Stage(Protocol):
         """Fields the stage adds to its epoch records."""
 
 
+def check_finite(record: dict[str, Any], stage: str, epoch: int, step_in_epoch: int) -> None:
+    """TrainingError naming the step if a loss in its record is NaN or infinite (the weights
+    are then no longer finite either, so nothing after it may be saved)."""
+    bad = {k: v for k, v in record.items() if (k == "loss" or k.startswith("loss/")) and not math.isfinite(v)}
+    if bad:
+        step = f"step {record['step']}" if "step" in record else f"step {step_in_epoch}"
+        values = ", ".join(f"{k} = {v}" for k, v in bad.items())
+        raise TrainingError(f"{stage} {step} (epoch {epoch + 1}, step {step_in_epoch} of the epoch): the loss is "
+                            f"not finite ({values})")
+
+
 class EpochLoop:
     """Runs stages' epochs with one DataLoader per stage (``num_workers`` loading processes)."""
 
@@ -68,6 +81,7 @@ class EpochLoop:
                            desc=f"{stage.name} {epoch + 1}/{stage.epochs}", unit="step", enabled=self.bars)
             for done, batch in enumerate(bar, start=first + 1):
                 record = stage.step(batch, epoch)
+                check_finite(record, stage.name, epoch, done)
                 meter.step_done(record)
                 self.metrics.write(record)
                 if hasattr(bar, "set_postfix"):

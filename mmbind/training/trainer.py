@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-import mmbind
 from mmbind import distributed as dist
 from mmbind.binder import Binder
+from mmbind.errors import TrainingError
 from mmbind.plugin.specs import BindingData, ModalitySamples, SampleStream
 from mmbind.progress import bars_enabled
 from mmbind.recipe import Recipe
@@ -55,28 +55,47 @@ class Trainer:
         self.run = RunFolder(run_dir or recipe.run_dir)
         self.device = dist.init_from_env(recipe.device)  # joins torchrun's process group, if any
         self.bars = dist.is_main() and (bars_enabled() if progress is None else progress)
-        self.data = data if data is not None else mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
+        self.data = data if data is not None else recipe.load_data()
         self.train_split = training_split(self.data, recipe)
         self.metrics = MetricsLog(self.run.metrics_path)
         self.loop = EpochLoop(self.metrics, recipe.bind.num_workers, self.device, self.bars)
 
-    def fit(self, resume: bool = False) -> Binder:
+    def fit(self, resume: bool = False, overwrite: bool = False) -> Binder:
         """Pretrain the anchor if the recipe asks, bind every modality, save the final model.
-        With ``resume``, continue from the run folder's last epoch checkpoint (if there is one)."""
+        With ``resume``, continue from the run folder's last epoch checkpoint (if there is one).
+        A run folder holding an earlier run is refused (RunFolderError) unless ``resume`` or
+        ``overwrite``; with ``overwrite`` its files are kept until this run saves a checkpoint."""
+        with self.run.lock():
+            self.run.check_free(resume, overwrite)
+            try:
+                binder = self._fit(resume)
+            except BaseException:
+                self.run.restore_aside()
+                raise
+            self.run.drop_aside()
+        return binder
+
+    def _fit(self, resume: bool) -> Binder:
         torch.manual_seed(self.recipe.seed)
         checkpoint = self.run.last_checkpoint() if resume else None
         if resume and checkpoint is None:
             logger.warning("--resume: no checkpoint in %s; starting from scratch", self.run.checkpoint_dir)
         with self.metrics:
             if checkpoint is None:
-                self.run.clear()
+                self.run.set_aside()
                 binder, state = self.new_binder(), None
             else:
                 binder, state = self.run.load_checkpoint(checkpoint, self.device)
                 apply_grad_checkpointing(binder, self.recipe)
                 self.metrics.truncate(state.global_step)
             dist.barrier()  # no rank reads the run folder while rank 0 is still clearing it
-            self.bind(binder, state)
+            try:
+                self.bind(binder, state)
+            except TrainingError as error:
+                last = self.run.last_checkpoint()
+                kept = (f"the last good checkpoint, {last}, is kept (continue from it with --resume once the "
+                        "cause is fixed, e.g. a lower learning rate)" if last else "no checkpoint had been saved")
+                raise TrainingError(f"{error}; training stopped, {kept}") from None
         self.run.save_model(binder)
         dist.barrier()
         return binder
@@ -108,6 +127,7 @@ class Trainer:
 
         def checkpoint(epochs_done: int, step_in_epoch: int) -> None:
             self.run.save_checkpoint(binder, stage.resume_state(epochs_done, step_in_epoch))
+            self.run.drop_aside()  # something new exists: the replaced run can go
 
         self.loop.run(stage, stage.start_epoch, checkpoint, start_step=stage.start_step, rng_state=stage.rng_state,
                       checkpoint_every=self.recipe.bind.checkpoint_every)
