@@ -20,7 +20,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 DOC = HERE.parent / "docs" / "performance.md"
-BENCHMARKS = ["anchor_cache", "loop_overhead", "embed_throughput", "startup", "serve_speed", "imagebind_import"]
+BENCHMARKS = ["anchor_cache", "loop_overhead", "embed_throughput", "startup", "serve_speed", "imagebind_import",
+              "streaming", "search_speed"]
 
 
 def docstring(name: str) -> str:

@@ -87,7 +87,7 @@ def test_a_bad_input_stops_embed_with_one_line_and_a_failed_first_batch_leaves_n
 
 @pytest.fixture
 def fake_binder(monkeypatch, tmp_path):
-    monkeypatch.setattr(store_commands, "load_binder", lambda directory: FakeBinder(dim=16))
+    monkeypatch.setattr(store_commands, "load_binder", lambda directory, device="auto": FakeBinder(dim=16))
     (tmp_path / "binder").mkdir()
     return tmp_path / "binder"
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
+from mmbind.commands.options import device_option
+
 if TYPE_CHECKING:
     from mmbind.plugin.specs import Modality
     from mmbind.store import EmbedItem
@@ -65,11 +67,12 @@ def _split_positionals(command: click.Command, args: list[str]) -> tuple[list[st
     return positionals, options
 
 
-def load_binder(directory: str) -> Any:
-    """The binder saved in ``directory`` (tests replace this function with a fake)."""
+def load_binder(directory: str, device: str = "auto") -> Any:
+    """The binder saved in ``directory``, on ``device`` (tests replace this function with a fake)."""
     from mmbind.binder import Binder
+    from mmbind.devices import resolve_device
 
-    return Binder.from_pretrained(directory)
+    return Binder.from_pretrained(directory, device=resolve_device(device))
 
 
 def _load_vectors(items: tuple[str, ...]) -> dict[str, Any]:
@@ -167,7 +170,8 @@ def _content(hit: dict) -> str:
 
 
 def _run_search(store_path: str, expressions: list[str], collection: str | None, binder_dir: str | None,
-                top_k: int, index: str | None, memory_budget: str | None, vec: tuple[str, ...]) -> list[list[dict]]:
+                top_k: int, index: str | None, memory_budget: str | None, vec: tuple[str, ...],
+                device: str = "auto") -> list[list[dict]]:
     from mmbind.search.expression import ArithEvalError, ArithSyntaxError
     from mmbind.search.faiss_index import StaleIndexError
     from mmbind.store import EmbeddingStore, StoreError
@@ -177,7 +181,7 @@ def _run_search(store_path: str, expressions: list[str], collection: str | None,
     try:
         with EmbeddingStore(store_path, mode="r") as store:
             name = _pick_collection(store, collection)
-            binder = load_binder(binder_dir) if binder_dir else None
+            binder = load_binder(binder_dir, device) if binder_dir else None
             return store.search(expressions, name, top_k=top_k, memory_budget=budget,
                                 index=None if index == "brute" else index, binder=binder, vectors=vectors)
     except (ArithSyntaxError, ArithEvalError, StoreError, StaleIndexError, FileNotFoundError, ImportError,
@@ -195,6 +199,7 @@ _search_options = [
     click.option("--memory-budget", help="Working memory of a brute-force search, e.g. 256MiB (default 256MiB)."),
     click.option("--vec", multiple=True, metavar="NAME=FILE.npy", help="A named vector for vec:NAME operands."),
     click.option("--json", "as_json", is_flag=True, help="Print the results as JSON."),
+    device_option(help="Where the binder encodes file or text operands: auto, cpu, cuda, cuda:N or mps."),
 ]
 
 
@@ -219,8 +224,9 @@ def _with_search_options(function: Callable[..., Any]) -> Callable[..., Any]:
               "instead of stopping at the first.")
 @click.option("--replace", is_flag=True, help="An input whose id is stored with other content (an edited "
               "file) overwrites that entry's vector; without it, such inputs are left out with a warning.")
+@device_option()
 def embed(store: str, inputs: tuple[str, ...], binder_dir: str, modality: str, collection: str | None,
-          dataset: str | None, split: str, batch_size: int, skip_bad: bool, replace: bool) -> None:
+          dataset: str | None, split: str, batch_size: int, skip_bad: bool, replace: bool, device: str) -> None:
     """Embed INPUTS (files, directories, @list.txt, or the content itself where the modality
     takes strings, e.g. phrases) into STORE.
 
@@ -234,7 +240,7 @@ def embed(store: str, inputs: tuple[str, ...], binder_dir: str, modality: str, c
     items = _dataset_items(dataset, split, modality) if dataset else _expand_inputs(inputs, modality)
     if not items:
         raise click.UsageError("nothing to embed: give INPUTS or --dataset")
-    binder = load_binder(binder_dir)
+    binder = load_binder(binder_dir, device)
     name = collection or modality
 
     def progress(result: AddResult, count: int) -> None:
@@ -306,10 +312,10 @@ def _remove_if_empty(path: Path) -> None:
 @click.argument("queries", nargs=-1, required=True)
 @_with_search_options
 def search(store: str, queries: tuple[str, ...], collection: str | None, binder_dir: str | None, top_k: int,
-           index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
+           index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool, device: str) -> None:
     """Top-k entries for each QUERY: id:COLLECTION/ID, text:"...", MODALITY:FILE, vec:NAME
     or any arithmetic expression (see `mmbind arith`)."""
-    results = _run_search(store, list(queries), collection, binder_dir, top_k, index, memory_budget, vec)
+    results = _run_search(store, list(queries), collection, binder_dir, top_k, index, memory_budget, vec, device)
     _print_results(results, as_json, list(queries))
 
 
@@ -319,7 +325,7 @@ def search(store: str, queries: tuple[str, ...], collection: str | None, binder_
 @click.argument("expression")
 @_with_search_options
 def arith(store: str, expression: str, collection: str | None, binder_dir: str | None, top_k: int,
-          index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
+          index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool, device: str) -> None:
     """Search with a weighted sum of embeddings, e.g. '0.5*image:dog.png + 0.5*audio:rain.wav'.
 
     Operands: MODALITY:PATH, text:"a phrase", id:COLLECTION/ID (or /#ROW), vec:NAME;
@@ -334,7 +340,7 @@ def arith(store: str, expression: str, collection: str | None, binder_dir: str |
         raise click.ClickException(str(error)) from None
     if not as_json:
         click.echo(f"= {format_terms(terms)}", err=True)
-    results = _run_search(store, [expression], collection, binder_dir, top_k, index, memory_budget, vec)
+    results = _run_search(store, [expression], collection, binder_dir, top_k, index, memory_budget, vec, device)
     _print_results(results, as_json, [expression])
 
 

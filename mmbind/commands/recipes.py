@@ -5,16 +5,23 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mmbind.commands.options import device_option
+
 if TYPE_CHECKING:
     from mmbind.recipe import Recipe
 
 
-def _load(recipe_path: str, overrides: tuple[str, ...]) -> "Recipe":
+def _load(recipe_path: str, overrides: tuple[str, ...], device: str | None = None) -> "Recipe":
     from mmbind.recipe import load_recipe, parse_assignments
 
-    return load_recipe(recipe_path, parse_assignments(overrides, "--set"))  # a RecipeError is a UserError
+    assignments = parse_assignments(overrides, "--set")
+    if device is not None:
+        assignments["device"] = device
+    return load_recipe(recipe_path, assignments)  # a RecipeError is a UserError
 
 
+_device = device_option(None, "Where training runs (default: the recipe's device, which defaults to auto): "
+                                "auto, cpu, cuda, cuda:N or mps.")
 _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Override a recipe field, e.g. --set bind.epochs=2 (repeatable).")
 
@@ -29,19 +36,21 @@ def register(cli: click.Group) -> None:
     @click.option("--resume", is_flag=True, help="Continue from the run's last epoch checkpoint.")
     @_overwrite
     @_set
-    def train(recipe: str, resume: bool, overwrite: bool, overrides: tuple[str, ...]) -> None:
+    @_device
+    def train(recipe: str, resume: bool, overwrite: bool, overrides: tuple[str, ...], device: str | None) -> None:
         """Pretrain the anchor (if the recipe asks) and bind every modality."""
         from mmbind.pipeline import train_recipe
 
-        train_recipe(_load(recipe, overrides), resume=resume, overwrite=overwrite)
+        train_recipe(_load(recipe, overrides, device), resume=resume, overwrite=overwrite)
 
     @cli.command()
     @click.argument("recipe", type=click.Path(dir_okay=False))
     @click.option("--resume", is_flag=True, help="Continue training from the last checkpoint.")
     @_overwrite
     @_set
-    def run(recipe: str, resume: bool, overwrite: bool, overrides: tuple[str, ...]) -> None:
+    @_device
+    def run(recipe: str, resume: bool, overwrite: bool, overrides: tuple[str, ...], device: str | None) -> None:
         """Run every stage of RECIPE: train, evaluate, embed, report; print the result table."""
         from mmbind.pipeline import run_recipe
 
-        run_recipe(_load(recipe, overrides), resume=resume, overwrite=overwrite)
+        run_recipe(_load(recipe, overrides, device), resume=resume, overwrite=overwrite)

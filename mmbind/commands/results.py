@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mmbind.commands.options import device_option
+
 if TYPE_CHECKING:
     from mmbind.binder import Binder
     from mmbind.recipe import EvalConfig, Recipe
@@ -124,14 +126,15 @@ def register(cli: click.Group) -> None:
                   help="Train the supervised baselines (default: the recipe's supervised_baselines).")
     @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
                   help="Where to write the JSON (default: eval.json beside the checkpoint).")
-    @click.option("--device", default=None, help="torch device, e.g. cpu or cuda:0.")
+    @device_option()
     def eval_(checkpoint: Path, data: str | None, options: tuple[str, ...], split: str | None,
               extra_splits: tuple[str, ...], templates: tuple[str, ...], text_modality: str | None,
-              supervised: bool | None, output: Path | None, device: str | None) -> None:
+              supervised: bool | None, output: Path | None, device: str) -> None:
         """Zero-shot accuracy, retrieval R@K for every modality pair and supervised bounds of CHECKPOINT."""
         import time
 
         from mmbind.binder import Binder
+        from mmbind.devices import resolve_device
         from mmbind.evaluation.results import format_table
         from mmbind.evaluation.run import evaluate_run
         from mmbind.recipe import EvalConfig, parse_assignments
@@ -146,7 +149,7 @@ def register(cli: click.Group) -> None:
         if data is not None and not is_recipe(data):
             check_dataset(data, dataset_options)  # before the binder loads
         started = time.perf_counter()
-        binder = Binder.from_pretrained(model, device=device)
+        binder = Binder.from_pretrained(model, device=resolve_device(device))
         recipe = build_recipe(binder, data, dataset_options, run, output)
         set_eval_fields(recipe.eval, settings)
         dataset = recipe.load_data()

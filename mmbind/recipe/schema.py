@@ -52,13 +52,17 @@ class BindConfig(ConfigModel):
     loss: Name = Field("infonce", description="A registered loss (`mmbind list losses`).")
     loss_options: dict[str, Any] = Field(default_factory=dict,
                                          description="Keyword arguments of the loss factory, for every tower.")
-    num_workers: int = Field(0, ge=0, description="Loader processes (persistent).")
+    num_workers: int = Field(0, ge=0, description="Loader processes (persistent; with streamed shards, also the "
+                                                  "loader lanes per process).")
     anchor_cache: bool = Field(True, description="Embed every anchor sample once and reuse it.")
     anchor_cache_file: str = Field("", description='"": keep the anchor cache in memory; a path relative to the '
                                                    "run folder: an HDF5 cache reused across runs.")
     augment_anchor: bool = Field(False, description="Augment the anchor's input (bypasses the anchor cache).")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description='"fp32", or "bf16" (autocast).')
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description='"fp32", "bf16" (autocast) or "fp16" (autocast and a gradient scaler; CUDA/MPS).')
     accumulation_steps: int = Field(1, ge=1, description="K > 1: GradCache micro-batches that keep every negative.")
+    checkpoint_every: int = Field(0, ge=0, description="N > 0: also a checkpoint every N steps inside an epoch "
+                                                       "(--resume continues from the step); 0: at epoch ends only.")
 
 
 class EvalConfig(ConfigModel):
@@ -159,8 +163,9 @@ class _RecipeCommon(ConfigModel):
     seed: int = Field(0, ge=0, description="Seeds pretraining, batch plans and augmentation "
                                            "(a resumed run ends with the same weights).")
     output_dir: str = Field("", description='The run folder; "" is runs/<name>.')
-    device: Name = Field("cpu", description="A torch device; under torchrun each rank takes its local GPU "
-                                            "when this is cuda.")
+    device: Name = Field("auto", description="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps; "
+                                             "--device overrides it; under torchrun each rank takes its local GPU "
+                                             "when this is cuda.")
     base: str = Field("", description="A binder folder to start from (an imported ImageBind, a trained binder); "
                                        "see docs/recipes.md, starting from a base binder.")
     bind: BindConfig = Field(default_factory=BindConfig, description="Binding (a table).")

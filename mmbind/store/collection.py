@@ -133,8 +133,13 @@ class Collection:
         """Rows per HDF5 chunk of the vectors: reads aligned to it copy whole chunks."""
         return int(self.embeddings.chunks[0])
 
-    def iter_vectors(self, chunk_rows: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first_row, block)`` over rows [start, stop), ``block`` a view of one reused buffer."""
+    def iter_vectors(self, chunk_rows: int, start: int, stop: int, prefetch: bool = False
+                     ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_row, block)`` over rows [start, stop), ``block`` a view of a reused buffer,
+        valid until the next step. With ``prefetch`` (and more than one block) a reader thread
+        fills a second buffer with the next block while the caller works on this one (numpy's
+        matrix products release the GIL), so reading the file overlaps the search's arithmetic;
+        memory is then two blocks."""
         emb = self.embeddings
         file_rows = self.read_chunk_rows
         # Whole HDF5 chunks copied straight into the buffer skip HDF5's selection machinery
@@ -145,17 +150,34 @@ class Collection:
         rows = max(1, min(chunk_rows, stop - start))
         if direct:
             rows = -(-rows // file_rows) * file_rows  # room for a last, partly used chunk
-        buffer = np.empty((rows, emb.shape[1]), dtype=np.float32)
-        raw = buffer.reshape(-1).view(np.uint8)
+        firsts = list(range(start, stop, chunk_rows))
+        buffers = [np.empty((rows, emb.shape[1]), dtype=np.float32) for _ in range(2 if prefetch and len(firsts) > 1
+                                                                                 else 1)]
         chunk_bytes = file_rows * emb.shape[1] * 4
-        for first in range(start, stop, chunk_rows):
+
+        def read(first: int, buffer: np.ndarray) -> np.ndarray:
             last = min(stop, first + chunk_rows)
             if direct:
+                raw = buffer.reshape(-1).view(np.uint8)
                 for i, row in enumerate(range(first, last, file_rows)):
                     emb.id.read_direct_chunk((row, 0), out=raw[i * chunk_bytes:(i + 1) * chunk_bytes])
             else:
                 emb.read_direct(buffer, source_sel=np.s_[first:last], dest_sel=np.s_[0:last - first])
-            yield first, buffer[:last - first]
+            return buffer[:last - first]
+
+        if len(buffers) == 1:
+            for first in firsts:
+                yield first, read(first, buffers[0])
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="mmbind-read") as reader:
+            pending = reader.submit(read, firsts[0], buffers[0])
+            for i, first in enumerate(firsts):
+                block = pending.result()
+                if i + 1 < len(firsts):  # the other buffer is free: the caller is done with it
+                    pending = reader.submit(read, firsts[i + 1], buffers[(i + 1) % 2])
+                yield first, block
 
     def strings(self, column: str, rows: np.ndarray) -> dict[int, str]:
         """One string column's values of ``rows``, by row."""

@@ -279,11 +279,12 @@ class EmbeddingStore:
         return part.vectors(part.rows(rows))
 
     def iter_vectors(self, collection: str, chunk_rows: int, start: int = 0,
-                     stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+                     stop: int | None = None, prefetch: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_row, block)`` over committed rows; ``block`` is a view of one reused
-        buffer (valid until the next step), so memory stays at chunk_rows x D floats."""
+        buffer (valid until the next step), so memory stays at chunk_rows x D floats (twice that
+        with ``prefetch``: the next block is read in a thread while the caller uses this one)."""
         part = self._collection(collection)
-        return part.iter_vectors(chunk_rows, start, part.count() if stop is None else stop)
+        return part.iter_vectors(chunk_rows, start, part.count() if stop is None else stop, prefetch)
 
     def entries(self, collection: str, rows: Any) -> list[dict[str, Any]]:
         """The stored columns of the given rows: corpus_id, id, label, path, meta, content_hash."""

@@ -1,8 +1,10 @@
 """The run folder: epoch checkpoints (written atomically, the last few kept), the resume state,
 the final model and where metrics go.
 
-Layout: ``checkpoints/epoch-NNNN/`` (a saved Binder plus ``trainer_state.pt``), ``model/`` (the
-final Binder), ``metrics.jsonl``, ``.lock`` while a process trains in it. Rank 0 alone writes.
+Layout: ``checkpoints/epoch-NNNN/`` after NNNN epochs and ``checkpoints/epoch-NNNN-step-SSSSSS/``
+SSSSSS steps into the next one (``[bind] checkpoint_every``), each a saved Binder plus
+``trainer_state.pt`` (names sort in training order); ``model/`` (the final Binder),
+``metrics.jsonl``, ``.lock`` while a process trains in it. Rank 0 alone writes.
 
 Nothing of an earlier run is lost before something new exists: a run started over an earlier one
 (``overwrite``) first moves its checkpoints, model and metrics into ``.previous/``, deletes them
@@ -43,6 +45,9 @@ class ResumeState(NamedTuple):
     scheduler: dict[str, Any]
     losses: dict[str, Any]
     world_size: int = 1  # processes of the run that wrote it
+    step_in_epoch: int = 0  # steps done of epoch ``epoch`` (0-based), for a mid-epoch checkpoint
+    rng_state: torch.Tensor | None = None  # torch's RNG state at that step (dropout draws from it)
+    scaler: dict[str, Any] | None = None  # fp16's gradient scaler
 
 
 class RunFolder:
@@ -159,12 +164,13 @@ class RunFolder:
             shutil.rmtree(self.path / ASIDE, ignore_errors=True)
 
     def save_checkpoint(self, binder: Binder, state: ResumeState) -> Path:
-        """Write checkpoints/epoch-NNNN atomically (a temp folder renamed) after ``state.epoch``
-        epochs; keep the last ``keep``."""
-        target = self.checkpoint_dir / f"epoch-{state.epoch:04d}"
+        """Write checkpoints/epoch-NNNN[-step-SSSSSS] atomically (a temp folder renamed) after
+        ``state.epoch`` epochs and ``state.step_in_epoch`` steps; keep the last ``keep``."""
+        name = f"epoch-{state.epoch:04d}" + (f"-step-{state.step_in_epoch:06d}" if state.step_in_epoch else "")
+        target = self.checkpoint_dir / name
         if not dist.is_main():
             return target
-        tmp = self.checkpoint_dir / f".tmp-epoch-{state.epoch:04d}"
+        tmp = self.checkpoint_dir / f".tmp-{name}"
         shutil.rmtree(tmp, ignore_errors=True)
         binder.save_pretrained(tmp)
         torch.save(state._asdict(), tmp / STATE_NAME)

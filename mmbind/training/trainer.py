@@ -31,7 +31,7 @@ import torch
 from mmbind import distributed as dist
 from mmbind.binder import Binder
 from mmbind.errors import TrainingError
-from mmbind.plugin.specs import BindingData, ModalitySamples
+from mmbind.plugin.specs import BindingData, ModalitySamples, SampleStream
 from mmbind.progress import bars_enabled
 from mmbind.recipe import Recipe
 from mmbind.tracking import emit, tracking
@@ -129,22 +129,28 @@ class Trainer:
         checkpoint after each epoch. Returns the stage (its losses, features, anchor table)."""
         stage = self.bind_stage(binder, state)
 
-        def checkpoint(epoch: int) -> None:
-            self.run.save_checkpoint(binder, stage.resume_state(epoch + 1))
+        def checkpoint(epochs_done: int, step_in_epoch: int) -> None:
+            self.run.save_checkpoint(binder, stage.resume_state(epochs_done, step_in_epoch))
             self.run.drop_aside()  # something new exists: the replaced run can go
 
-        self.loop.run(stage, stage.start_epoch, after_epoch=checkpoint)
+        self.loop.run(stage, stage.start_epoch, checkpoint, start_step=stage.start_step, rng_state=stage.rng_state,
+                      checkpoint_every=self.recipe.bind.checkpoint_every)
         return stage
 
 
-def training_split(data: BindingData, recipe: Recipe) -> dict[str, ModalitySamples]:
-    """The dataset's "train" split; ValueError naming what is missing if it lacks it or a tower's samples."""
+def training_split(data: BindingData, recipe: Recipe) -> dict[str, ModalitySamples | SampleStream]:
+    """The dataset's "train" split; ValueError naming what is missing if it lacks it or a tower's
+    samples, or if anchor pretraining would need a streamed anchor in memory."""
     if "train" not in data.splits:
         raise ValueError(f"dataset {recipe.dataset!r} has no 'train' split (it has {', '.join(data.splits)})")
-    missing = [m for m in recipe.towers if m not in data.splits["train"]]
+    split = data.splits["train"]
+    missing = [m for m in recipe.towers if m not in split]
     if missing:
         raise ValueError(f"dataset {recipe.dataset!r} has no training samples for {', '.join(missing)}")
-    return data.splits["train"]
+    if recipe.pretrain is not None and isinstance(split[recipe.anchor], SampleStream):
+        raise ValueError(f"dataset {recipe.dataset!r} streams {recipe.anchor!r}: [anchor.pretrain] needs the "
+                         f"anchor's samples in memory; pretrain on an in-memory dataset, or drop [anchor.pretrain]")
+    return split
 
 
 def apply_grad_checkpointing(binder: Binder, recipe: Recipe) -> None:
