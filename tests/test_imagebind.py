@@ -178,11 +178,11 @@ TEXTS = ["a dog", "A Photo of a DOG!", "café &amp; crème brûlée", "   spaced
 def test_texts_give_imagebinds_tokens(small):
     data = ib.data_module()
     binder = Binder.from_pretrained(small[2])
-    ours = binder.encoders["text"].tokenize(binder.prepare(TEXTS, "text"))
+    ours = binder.prepare(TEXTS, "text")  # tokenised by the encoder's collate
     assert torch.equal(ours, data.load_and_transform_text(TEXTS, "cpu"))
     # Longer than 77 tokens: ImageBind cuts the end token off; mmbind keeps it, as OpenCLIP does.
     long = " ".join(["word"] * 100)
-    theirs, mine = data.load_and_transform_text([long], "cpu")[0], binder.encoders["text"].tokenize([long])[0]
+    theirs, mine = data.load_and_transform_text([long], "cpu")[0], binder.prepare([long], "text")[0]
     assert torch.equal(mine[:76], theirs[:76]) and mine[76] == 49407 and theirs[76] != 49407
 
 

@@ -13,30 +13,19 @@ import torch
 import mmbind
 from mmbind import Binder
 from mmbind.binder import BinderConfig, TowerConfig
+from tiny_clip import TINY_OPENCLIP, write_tiny_openclip
 
 open_clip = pytest.importorskip("open_clip")
 
 TOLERANCE = 1e-5
-TINY = {"embed_dim": 32,
-        "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
 TEXTS = ["a photo of a cat", "a cup of coffee", "an astronaut", "Ünïcödé &amp; punctuation!"]
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """(open_clip's model, its local-dir folder, a bare .pt checkpoint of the same weights)."""
-    from safetensors.torch import save_file
-
     folder = tmp_path_factory.mktemp("openclip")
-    # statistics other than CLIP's, so the renormalisation inside image-openclip is exercised
-    config = {"model_cfg": TINY, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
-    (folder / "open_clip_config.json").write_text(json.dumps(config))
-    torch.manual_seed(0)
-    model = open_clip.create_model(f"local-dir:{folder}", load_weights=False).eval()
-    save_file(model.state_dict(), str(folder / "open_clip_model.safetensors"))
-    torch.save(model.state_dict(), folder / "tiny.pt")
-    return model, folder, folder / "tiny.pt"
+    return write_tiny_openclip(folder), folder, folder / "tiny.pt"
 
 
 def photos() -> list[np.ndarray]:
@@ -61,7 +50,7 @@ def test_local_dir_towers_equal_open_clip(saved, capsys):
     with torch.no_grad():
         differences = {
             "image (files)": float((image(ours_pixels) - model.encode_image(their_pixels)).abs().max()),
-            "text": float((text(TEXTS) - model.encode_text(tokens)).abs().max()),
+            "text": float((text(text.collate(TEXTS)) - model.encode_text(tokens)).abs().max()),
         }
     with capsys.disabled():
         print("\nmax |mmbind - OpenCLIP|:", {k: f"{v:.2e}" for k, v in differences.items()})
@@ -75,7 +64,7 @@ def test_checkpoint_file_as_pretrained_and_a_binder_round_trip(saved, tmp_path):
     model, folder, checkpoint = saved
     configs = tmp_path / "configs"
     configs.mkdir()
-    (configs / "mmbind-tiny-clip.json").write_text(json.dumps(TINY))
+    (configs / "mmbind-tiny-clip.json").write_text(json.dumps(TINY_OPENCLIP))
     open_clip.add_model_config(configs)  # a built-in name for the tiny architecture
     towers = {
         "image": TowerConfig("image-openclip", options={"model": "mmbind-tiny-clip", "pretrained": str(checkpoint)},
@@ -88,7 +77,7 @@ def test_checkpoint_file_as_pretrained_and_a_binder_round_trip(saved, tmp_path):
     tokens = open_clip.get_tokenizer("mmbind-tiny-clip")(TEXTS)
     with torch.no_grad():
         assert float((binder.encoders["image"](x) - model.encode_image(x)).abs().max()) < TOLERANCE  # CLIP stats
-        assert float((binder(TEXTS, "text") - model.encode_text(tokens, normalize=True)).abs().max()) < TOLERANCE
+        assert float((binder(binder.prepare(TEXTS, "text"), "text") - model.encode_text(tokens, normalize=True)).abs().max()) < TOLERANCE
     binder.save_pretrained(tmp_path / "binder")
     checkpoint.rename(checkpoint.with_suffix(".moved"))  # reloading must not need the checkpoint again
     try:

@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmbind_plugins.imagebind.layers import LN_EPS, Transformer
+from mmbind_plugins.text.encoders import as_texts
 
 CONTEXT_LENGTH = 77
 VOCAB_SIZE = 49408
@@ -166,25 +167,20 @@ class ImageBindEncoder(nn.Module):
 
 
 class ImageBindTextEncoder(ImageBindEncoder):
-    """Texts (a list of str, tokenised with OpenCLIP's CLIP BPE tokenizer: 77 tokens, lower-cased,
-    truncation keeps the end token) or token ids (B, 77) -> the end token's output (the highest
-    id in each row, as ImageBind and OpenCLIP pick it) -> head."""
+    """Token ids (B, 77) -> the end token's output (the highest id in each row, as ImageBind and
+    OpenCLIP pick it) -> head. ``collate`` tokenises a batch of texts with OpenCLIP's CLIP BPE
+    tokenizer (77 tokens, lower-cased, truncation keeps the end token), so ``forward`` sees
+    tensors only and the tower can be exported."""
 
     def __init__(self, stem: TextStem, trunk: Transformer, head: Head, context_length: int) -> None:
         super().__init__("imagebind-text", stem, trunk, head, (context_length,))
         self.context_length = int(context_length)
 
-    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
-        if isinstance(texts, str):
-            texts = [texts]
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"text batch item {i} is a {type(text).__name__}; expected str")
-        return clip_tokenizer(self.context_length)(list(texts))
+    def collate(self, texts: Sequence[str]) -> torch.Tensor:
+        """Tokenise a batch of texts: the encoder's input, (B, context_length) token ids."""
+        return clip_tokenizer(self.context_length)(as_texts(texts))
 
-    def forward(self, texts: Sequence[str] | torch.Tensor) -> torch.Tensor:
-        tokens = texts if isinstance(texts, torch.Tensor) else self.tokenize(texts)
-        tokens = tokens.to(self.stem.pos_embed.device)
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         self._check(tokens)
         return self.head(self.trunk(self.stem(tokens)), index=tokens.argmax(dim=-1))
 

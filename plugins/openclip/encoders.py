@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from mmbind_plugins.image.transforms import CLIP_MEAN, CLIP_STD
+from mmbind_plugins.text.encoders import as_texts
 
 SCHEMAS = ("local-dir:", "hf-hub:")
 
@@ -67,7 +68,8 @@ class OpenCLIPImageEncoder(nn.Module):
 
 
 class OpenCLIPTextEncoder(nn.Module):
-    """A list of str -> the model's tokenizer -> ``encode_text`` (token ids (B, L) work too)."""
+    """Token ids (B, L) -> ``encode_text``; ``collate`` tokenises a batch of texts with the
+    model's tokenizer, so ``forward`` sees tensors only and the tower can be exported."""
 
     def __init__(self, clip: nn.Module, tokenizer: Any, output_dim: int) -> None:
         super().__init__()
@@ -82,16 +84,12 @@ class OpenCLIPTextEncoder(nn.Module):
         else:
             text.grad_checkpointing = enable
 
-    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"text batch item {i} is a {type(text).__name__}; expected str")
-        return self.tokenizer(texts)
+    def collate(self, texts: Sequence[str]) -> torch.Tensor:
+        """Tokenise a batch of texts with the model's tokenizer: the encoder's input, (B, L) ids."""
+        return self.tokenizer(as_texts(texts))
 
-    def forward(self, texts: Sequence[str] | torch.Tensor) -> torch.Tensor:
-        tokens = texts if isinstance(texts, torch.Tensor) else self.tokenize(texts)
-        return self.clip.encode_text(tokens.to(next(self.clip.parameters()).device))
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.clip.encode_text(tokens)
 
 
 def openclip_image(model: str, pretrained: str | bool = True, grad_checkpointing: bool = False) -> OpenCLIPImageEncoder:

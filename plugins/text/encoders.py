@@ -20,7 +20,8 @@ from mmbind.nn import TokenTransformer
 POOLINGS = ("mean", "cls", "pooler")
 
 
-def _as_list(texts: Any) -> list[str]:
+def as_texts(texts: Any) -> list[str]:
+    """A batch of texts as a list of str (one str is a batch of one); TypeError naming a non-str item."""
     if isinstance(texts, str):
         return [texts]
     texts = list(texts)
@@ -69,7 +70,7 @@ class HFTextEncoder(nn.Module):
 
     def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenise a batch of texts, padded to the longest: the encoder's input."""
-        return dict(self.tokenizer(_as_list(texts), padding=True, truncation=True, max_length=self.max_length,
+        return dict(self.tokenizer(as_texts(texts), padding=True, truncation=True, max_length=self.max_length,
                                    return_tensors="pt"))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -147,7 +148,7 @@ class CLIPTextEncoder(nn.Module):
 
     def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenise a batch of texts, padded to the context length: the encoder's input."""
-        tokens = self.tokenizer(_as_list(texts), padding="max_length", max_length=self.context_length,
+        tokens = self.tokenizer(as_texts(texts), padding="max_length", max_length=self.context_length,
                                 truncation=True, return_tensors="pt")
         return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
 
@@ -185,7 +186,7 @@ def byte_tokenize(texts: Sequence[str], max_len: int = 77, lowercase: bool = Tru
     if max_len < 3:
         raise ValueError(f"max_len must be >= 3, got {max_len!r}")
     rows = []
-    for text in _as_list(texts):
+    for text in as_texts(texts):
         data = (text.lower() if lowercase else text).encode("utf-8")[: max_len - 2]
         rows.append([BOS, *(BYTE0 + b for b in data), EOS])
     length = max(len(r) for r in rows)
