@@ -33,19 +33,33 @@ OPTIONS: dict[str, dict] = {
     "imu-cnn-tiny": {}, "imu-vit-base": {"depth": 1},
     "text-minilm-l6": {}, "text-hf": {"model": "{minilm}"}, "text-clip": {"model": CLIP},
     "text-transformer-tiny": {}, "text-transformer-base": {"depth": 1},
+    "image-openclip": {"model": "{openclip}"}, "text-openclip": {"model": "{openclip}"}, "video-cnn-tiny": {},
 }
 # The digits world's anchor at the recipe's size: its adaptive pool does not divide 32, which the
 # older exporter cannot take, so this kind also covers the torch.export fallback.
-PREPROCESS = {"image-digits-cnn": {"size": 32}}
+PREPROCESS = {"image-digits-cnn": {"size": 32}, "image-openclip": {"size": 64}}
+# ImageBind's towers are exported as `mmbind import imagebind` writes them (of a small random
+# ImageBindModel, tests/imagebind_reference.py), each with its imported preprocessing.
+IMAGEBIND = ("vision", "video", "text", "audio", "depth", "thermal", "imu")
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    from tiny_clip import write_tiny_clip
+    from tiny_clip import write_tiny_clip, write_tiny_openclip
 
     from mmbind_plugins.text.encoders import minilm_dir
 
-    return {"{clip}": str(write_tiny_clip(tmp_path_factory.mktemp("clip"))), "{minilm}": str(minilm_dir())}
+    openclip = tmp_path_factory.mktemp("openclip")
+    write_tiny_openclip(openclip)
+    return {"{clip}": str(write_tiny_clip(tmp_path_factory.mktemp("clip"))), "{minilm}": str(minilm_dir()),
+            "{openclip}": f"local-dir:{openclip}"}
+
+
+@pytest.fixture(scope="module")
+def imagebind(tmp_path_factory) -> Binder:
+    from imagebind_reference import small_import
+
+    return Binder.from_pretrained(small_import(tmp_path_factory.mktemp("imagebind") / "model", IMAGEBIND)).eval()
 
 
 def binder_with(encoder: str, folders: dict[str, str]) -> tuple[Binder, str]:
@@ -53,7 +67,7 @@ def binder_with(encoder: str, folders: dict[str, str]) -> tuple[Binder, str]:
     modality = mmbind.get_encoder(encoder).modality
     options = {k: folders.get(v, v) if isinstance(v, str) else v for k, v in OPTIONS[encoder].items()}
     towers = {} if modality == "image" else {"image": TowerConfig(ANCHOR)}
-    towers[modality] = TowerConfig(encoder, options, preprocess=PREPROCESS.get(encoder, {}))
+    towers[modality] = TowerConfig(encoder, options=options, preprocess=PREPROCESS.get(encoder, {}))
     torch.manual_seed(0)
     return Binder(BinderConfig("image", towers)).eval(), modality
 
@@ -74,14 +88,12 @@ def test_every_builtin_encoder_has_an_export_case():
         return getattr(factory, "target", factory.__module__).startswith("mmbind_plugins")
 
     builtin = [n for n in mmbind.list_encoders() if first_party(n)]
+    cases = set(OPTIONS) | {f"imagebind-{m}" for m in IMAGEBIND}
     assert len(builtin) >= 20
-    assert set(builtin) <= set(OPTIONS), f"no export case for {sorted(set(builtin) - set(OPTIONS))}"
+    assert set(builtin) <= cases, f"no export case for {sorted(set(builtin) - cases)}"
 
 
-@pytest.mark.parametrize("encoder", sorted(OPTIONS))
-def test_onnx_equals_mmbind(encoder, folders, tmp_path):
-    binder, modality = binder_with(encoder, folders)
-    path = tmp_path / f"{encoder}.onnx"
+def assert_onnx_equals_mmbind(binder: Binder, modality: str, path) -> None:
     metadata = export_tower(binder, modality, path, "onnx")
     assert read_metadata(path) == metadata and metadata.fingerprint == binder.fingerprint()
     inputs = other_inputs(modality)
@@ -89,6 +101,18 @@ def test_onnx_equals_mmbind(encoder, folders, tmp_path):
     theirs = run_exported(path, binder.prepare(inputs, modality))
     assert theirs.shape == (3, binder.dim)
     assert torch.allclose(theirs, ours, atol=1e-4), float((theirs - ours).abs().max())
+
+
+@pytest.mark.parametrize("encoder", sorted(OPTIONS))
+def test_onnx_equals_mmbind(encoder, folders, tmp_path):
+    binder, modality = binder_with(encoder, folders)
+    assert_onnx_equals_mmbind(binder, modality, tmp_path / f"{encoder}.onnx")
+
+
+@pytest.mark.parametrize("tower", IMAGEBIND)
+def test_imported_imagebind_onnx_equals_mmbind(tower, imagebind, tmp_path):
+    modality = next(m for m, t in imagebind.config.towers.items() if t.encoder == f"imagebind-{tower}")
+    assert_onnx_equals_mmbind(imagebind, modality, tmp_path / f"imagebind-{tower}.onnx")
 
 
 @pytest.mark.parametrize("encoder", ["audio-cnn-tiny", "image-digits-cnn", "text-minilm-l6", "imu-vit-base",

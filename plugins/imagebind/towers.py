@@ -92,8 +92,10 @@ class WindowPatchStem(PatchStem):
         self.proj = nn.Linear(channels * self.window, dim, bias=False)
 
     def patches(self, x: torch.Tensor) -> torch.Tensor:
-        windows = x.unfold(-1, self.window, self.window).permute(0, 2, 1, 3)  # (B, N, C, window)
-        return self.proj(windows.reshape(x.shape[0], windows.shape[1], -1))
+        # the length is a multiple of the window (checked by the factory), so a reshape windows it:
+        # (B, C, N, window) -> (B, N, C, window); a reshape, not unfold, exports with a dynamic batch
+        windows = x.reshape(x.shape[0], x.shape[1], -1, self.window).transpose(1, 2)
+        return self.proj(windows.flatten(2))
 
 
 class TextStem(nn.Module):
