@@ -24,7 +24,7 @@ from mmbind import BindingData, ModalitySamples
 from mmbind_plugins.digits_world import cache, sources, speech, text
 from mmbind_plugins.digits_world.images import COLOURS, assign_colours, colourise
 
-DATA_VERSION = "2"  # bump when generation changes, so old caches are not reused
+DATA_VERSION = "3"  # bump when generation changes, so old caches are not reused
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 MODALITIES = ("image", "digits", "text", "audio", "imu", "depth", "thermal")
 SIMULATED = frozenset({"imu", "depth", "thermal"})
@@ -157,9 +157,9 @@ def _build_simulated(o: dict, arrays: dict, records: dict, modality: str) -> Non
     from mmbind_plugins.digits_world.thermal import simulate_thermal
 
     simulate = {
-        "imu": lambda f, d, rng: simulate_imu(f, d, rng, o["imu_length"], o["imu_rate"]),
-        "depth": lambda f, d, rng: simulate_depth(f, d, rng, o["size"]),
-        "thermal": lambda f, d, rng: simulate_thermal(f, d, rng, o["size"]),
+        "imu": lambda f, d, rng, w: simulate_imu(f, d, rng, o["imu_length"], o["imu_rate"], w),
+        "depth": lambda f, d, rng, w: simulate_depth(f, d, rng, o["size"], w),
+        "thermal": lambda f, d, rng, w: simulate_thermal(f, d, rng, o["size"], w),
     }[modality]
     for split, per_class, fonts in zip(
             ("train", "test"), o["counts"]["simulated"],
@@ -167,7 +167,10 @@ def _build_simulated(o: dict, arrays: dict, records: dict, modality: str) -> Non
         samples, labels, meta = [], [], []
         for i in range(per_class * 10):
             digit, font = i % 10, fonts[(i // 10) % len(fonts)]
-            samples.append(simulate(font, digit, _rng(o["seed"], modality, split, i)))
+            # a writer's variation of the strokes in training only: the test split's samples
+            # stay the fonts' own designs in the random style
+            samples.append(simulate(font, digit, _rng(o["seed"], modality, split, i),
+                                    split == "train"))
             labels.append(digit)
             meta.append({"font": font, "simulated": True})
         arrays[f"{split}_{modality}"] = np.stack(samples)
