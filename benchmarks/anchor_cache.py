@@ -8,10 +8,10 @@ Recipe: the frozen anchor is EfficientNet-Lite0 with its real ImageNet weights
 
 Two trainers of the same recipe and seed run side by side, step by step, so that both see the
 same machine load: the real Trainer with ``[bind] anchor_cache = true`` (the anchor embeds every
-training image once, before the first epoch) is fitted, and after each of its steps (in its
-per-step metrics hook) one step of a second Trainer with the cache off runs: its loader's next
-batch (anchor images included) and its train_step (the anchor runs on the batch). The hook's
-time is taken out of the cached trainer's epoch time. Reported: the median over epochs of
+training image once, before the first epoch) is fitted, and after each of its steps (in a
+listener of its per-step metrics record) one step of a second binding with the cache off runs:
+its loader's next batch (anchor images included) and its train_step (the anchor runs on the
+batch). The listener's time is taken out of the cached trainer's epoch time. Reported: the median over epochs of
 (uncached s/step) / (cached s/step), target >= 3, the one-off cache fill time and the number of
 epochs after which the cache has paid for itself. The last line is one JSON object.
 """
@@ -31,62 +31,58 @@ TARGET = 3.0
 
 
 class UncachedSteps:
-    """A Trainer with the anchor cache off, driven one step at a time."""
+    """Binding with the anchor cache off, driven one step at a time."""
 
     def __init__(self, recipe, data):
         import torch
 
         from mmbind.binder import Binder
-        from mmbind.pairing import pair_index
-        from mmbind.training.trainer import BindDataset, Trainer
+        from mmbind.training import Trainer
+        from mmbind.training.data import PlanLoader
 
-        self.trainer = Trainer(recipe, data=data, progress=False)
+        trainer = Trainer(recipe, data=data, progress=False)
         torch.manual_seed(recipe.seed)
-        self.trainer.binder = Binder(recipe.binder_config())
-        self.trainer.binder.freeze_anchor()
-        self.trainer.setup_bind()
-        assert self.trainer.cache is None
-        split = self.trainer.train_split
-        self.pairs = {"digits": pair_index(split["image"].keys, split["digits"].keys)}
-        dataset = BindDataset(self.trainer.binder, split, with_anchor_input=True)
-        self.loader, self.sampler = self.trainer._loader(dataset)
+        binder = Binder(recipe.binder_config())
+        binder.freeze_anchor()
+        self.stage = trainer.bind_stage(binder)
+        assert self.stage.anchor_table is None
+        self.loader = PlanLoader(self.stage.dataset, recipe.bind.num_workers, trainer.device)
         self.epoch = 0
         self.iterator = iter(())
-        self.trainer.binder.train()
 
     def step(self) -> float:
         start = time.perf_counter()
         batch = next(self.iterator, None)
         if batch is None:
-            self.sampler.batches = self.trainer._plan_epoch(self.epoch, self.pairs, self.trainer._steps_per_epoch())
+            self.loader.plan = self.stage.plan(self.epoch)
             self.epoch += 1
             self.iterator = iter(self.loader)
             batch = next(self.iterator)
-        self.trainer.train_step(batch)
+        self.stage.train_step(batch)
         return time.perf_counter() - start
 
 
 def paired(recipe, data, uncached: UncachedSteps) -> tuple[list[dict], dict]:
-    from mmbind.training.trainer import Trainer
+    from mmbind.training import Trainer
 
     pairs: list[dict] = []
     fill: dict = {}
     inside = {"seconds": 0.0}
 
-    class PairedTrainer(Trainer):
-        def _log(self, record):
-            super()._log(record)
-            if record["stage"] == "anchor_cache":
-                fill.update(record)
-            elif record["stage"] == "bind":
-                inside["seconds"] += uncached.step()
-            elif record["stage"] == "bind_epoch":
-                steps = record["steps"]
-                cached = (record["seconds"] - inside["seconds"]) / steps
-                pairs.append({"cached": cached, "uncached": inside["seconds"] / steps, "steps": steps})
-                inside["seconds"] = 0.0
+    def pair(record: dict) -> None:
+        if record["stage"] == "anchor_cache":
+            fill.update(record)
+        elif record["stage"] == "bind":
+            inside["seconds"] += uncached.step()
+        elif record["stage"] == "bind_epoch":
+            steps = record["steps"]
+            cached = (record["seconds"] - inside["seconds"]) / steps
+            pairs.append({"cached": cached, "uncached": inside["seconds"] / steps, "steps": steps})
+            inside["seconds"] = 0.0
 
-    PairedTrainer(recipe, data=data, progress=False).fit()
+    trainer = Trainer(recipe, data=data, progress=False)
+    trainer.metrics.listeners.append(pair)
+    trainer.fit()
     return pairs, fill
 
 

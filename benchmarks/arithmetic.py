@@ -1,8 +1,8 @@
 """Embedding arithmetic in the digits world, measured on a finished run.
 
 For test images of digit d in colour c and every other colour c2, two queries go through
-mmbind's arithmetic language (mmbind.search.expression.evaluate, ImageBind's rule: l2-normalise each operand,
-combine, normalise again) and search the run's stored test images:
+mmbind's arithmetic language (mmbind.search.evaluate_expression, ImageBind's rule: l2-normalise
+each operand, combine, normalise again) and search the run's stored test images:
   swap:  id:image/#<row> - text:"c" + text:"c2"   -> hit if the top results are d in colour c2
   add:   id:image/#<row> + text:"c2"              -> the same target
   baseline: id:image/#<row> alone                 -> the same target
@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbind.search.expression import evaluate
 from mmbind.binder import Binder
-from mmbind.search.topk import QueryResolver
-from mmbind.store.store import EmbeddingStore
+from mmbind.search import QueryResolver, evaluate_expression
+from mmbind.store import EmbeddingStore
 
 
 def measure(run: Path, max_images: int, seed: int = 0) -> dict:
@@ -55,7 +54,7 @@ def measure(run: Path, max_images: int, seed: int = 0) -> dict:
                     "add": f'{image} + text:"{target}"',
                 }
                 for name, expression in queries.items():
-                    scores = gallery @ evaluate(expression, resolve)
+                    scores = gallery @ evaluate_expression(expression, resolve)
                     scores[i] = -np.inf  # never return the query image itself
                     top = np.argsort(-scores)[:5]
                     good = (digits[top] == digits[i]) & (colours[top] == target)

@@ -76,7 +76,7 @@ class Loops:
     """The three ways to embed one batch, timed batch by batch so that they share the load."""
 
     def __init__(self, binder, modality: str, store_path: Path):
-        from mmbind.store.store import EmbeddingStore
+        from mmbind.store import EmbeddingStore
 
         self.binder, self.modality = binder, modality
         self.seconds = {"forward": 0.0, "bare": 0.0, "embed": 0.0}
@@ -103,7 +103,7 @@ class Loops:
         self.seconds["bare"] += time.perf_counter() - start
 
     def embed(self, paths: list[str]) -> None:
-        from mmbind.store.ingest import embed_inputs
+        from mmbind.store import embed_inputs
 
         start = time.perf_counter()
         result = embed_inputs(self.store, self.binder, self.modality, paths, modality=self.modality,

@@ -12,9 +12,9 @@ load its batches, the hand loop does not. The target applies to eval transforms 
 augment = false; the trainer then transforms each input once and reuses it); configurations
 with augmentation on are reported beside it, for their data_wait_share.
 The two alternate so that each pair of timings shares the machine's load: with num_workers = 0
-step by step (a hand step runs in the trainer's per-step metrics hook and its time is taken
-out of the trainer's epoch time), with workers epoch by epoch (in the checkpoint hook, so the
-workers cannot prefetch during hand steps). The ratio is the median over epochs of
+step by step (a hand step runs in a listener of the trainer's per-step metrics record and its
+time is taken out of the trainer's epoch time), with workers epoch by epoch (at the epoch
+record, outside the timed loop, so the workers cannot prefetch during hand steps). The ratio is the median over epochs of
 (trainer s/step) / (hand loop s/step); target <= 1.05. Reported for num_workers = 0 and 1,
 with the trainer's data_wait_share (time blocked in next(loader) / epoch time).
 The last line is one JSON object.
@@ -22,7 +22,6 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -45,29 +44,29 @@ def recipe_for(tmp: Path, name: str, workers: int, steps: int, batch: int, epoch
 
 def interleaved(recipe, data, hand: "HandLoop", by_step: bool) -> list[dict]:
     """Train with the real Trainer and run the hand loop in between, so each pair of timings
-    shares the machine's load. by_step: one hand step after every trainer step (inside the
-    trainer's per-step metrics hook; its time is taken out of the trainer's epoch time).
-    Otherwise one hand epoch after every trainer epoch (in the checkpoint hook, outside the
+    shares the machine's load. by_step: one hand step after every trainer step (in a listener
+    of its per-step metrics record; its time is taken out of the trainer's epoch time).
+    Otherwise one hand epoch after every trainer epoch (at the epoch record, outside the
     timed loop); used with loader workers, which would otherwise prefetch during hand steps."""
-    from mmbind.training.trainer import Trainer
+    from mmbind.training import Trainer
 
     pairs: list[dict] = []
     inside = {"seconds": 0.0, "steps": 0}
 
-    class PairedTrainer(Trainer):
-        def _log(self, record):
-            super()._log(record)
-            if by_step and record["stage"] == "bind":
-                inside["seconds"] += hand.seconds_per_step(steps=1)
-                inside["steps"] += 1
-            elif record["stage"] == "bind_epoch":
-                trainer = (record["seconds"] - inside["seconds"]) / record["steps"]
-                hand_time = inside["seconds"] / inside["steps"] if by_step else hand.seconds_per_step()
-                pairs.append({"trainer": trainer, "hand": hand_time, "data_wait_share":
-                              record["data_wait_share"] * record["seconds"] / (trainer * record["steps"])})
-                inside.update(seconds=0.0, steps=0)
+    def pair(record: dict) -> None:
+        if by_step and record["stage"] == "bind":
+            inside["seconds"] += hand.seconds_per_step(steps=1)
+            inside["steps"] += 1
+        elif record["stage"] == "bind_epoch":
+            trainer = (record["seconds"] - inside["seconds"]) / record["steps"]
+            hand_time = inside["seconds"] / inside["steps"] if by_step else hand.seconds_per_step()
+            pairs.append({"trainer": trainer, "hand": hand_time, "data_wait_share":
+                          record["data_wait_share"] * record["seconds"] / (trainer * record["steps"])})
+            inside.update(seconds=0.0, steps=0)
 
-    PairedTrainer(recipe, data=data, progress=False).fit()
+    trainer = Trainer(recipe, data=data, progress=False)
+    trainer.metrics.listeners.append(pair)
+    trainer.fit()
     return pairs
 
 
@@ -77,14 +76,15 @@ class HandLoop:
     def __init__(self, recipe, data):
         import torch
 
-        from mmbind.training.anchor_cache import AnchorCache
         from mmbind.binder import Binder
         from mmbind.pairing import pair_index
-        from mmbind.training.trainer import BindDataset, Trainer
+        from mmbind.training import BindDataset
+        from mmbind.training.anchor_cache import AnchorCache
+        from mmbind.training.optim import adamw
+        from mmbind.training.plan import bind_plan, epoch_seed
         from mmbind_plugins.losses.losses import InfoNCELoss
 
         torch.manual_seed(recipe.seed)
-        trainer = Trainer(recipe, data=data, progress=False)
         binder = Binder(recipe.binder_config())
         binder.freeze_anchor()
         split = data.splits["train"]
@@ -92,14 +92,12 @@ class HandLoop:
             binder, split["image"].inputs)
         pairs = {"digits": pair_index(split["image"].keys, split["digits"].keys)}
         dataset = BindDataset(binder, split, with_anchor_input=False)
-        plan = trainer._plan_epoch(1, pairs, recipe.bind.steps_per_epoch)
+        plan = bind_plan(pairs, recipe.bind.steps_per_epoch, recipe.bind.batch_size, epoch_seed(recipe.seed, 1))
         self.batches = [dataset.collate(dataset.__getitems__(b))["digits"] for b in plan]
         self.encoder, self.head = binder.encoders["digits"], binder.heads["digits"]
         self.log_scale = binder.log_scales["digits"]
-        params = [p for p in binder.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": [p for p in params if p.ndim >= 2], "weight_decay": recipe.bind.weight_decay},
-             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=recipe.bind.lr)
+        self.optimizer = adamw([p for p in binder.parameters() if p.requires_grad], recipe.bind.lr,
+                               recipe.bind.weight_decay)
         self.loss = InfoNCELoss()
         self.next = 0
         binder.train()
@@ -114,8 +112,8 @@ class HandLoop:
             part = self.batches[self.next % len(self.batches)]
             self.next += 1
             self.optimizer.zero_grad(set_to_none=True)
-            other = F.normalize(self.head(self.encoder(part["inputs"])), dim=-1)
-            anchor = self.table[part["anchor_index"]]
+            other = F.normalize(self.head(self.encoder(part.inputs)), dim=-1)
+            anchor = self.table[part.anchor_index]
             loss = self.loss(anchor, other, self.log_scale.exp())
             loss.backward()
             self.optimizer.step()

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbind.search.topk import recall_at_k, search_collection, topk_blocks
-from mmbind.store.store import EmbeddingStore
+from mmbind.search import knn_recall, search_collection, topk_blocks
+from mmbind.store import EmbeddingStore
 
 COLLECTION = "bench"
 FINGERPRINT = "simulated-random-unit-vectors"
@@ -202,8 +202,8 @@ def main() -> None:
         faiss_scores, faiss_rows = faiss_results["default"]
         del index, vectors
 
-        recall = recall_at_k(store_rows, faiss_rows)
-        recall_blas = recall_at_k(store_rows, faiss_results["blas"][1])
+        recall = knn_recall(store_rows, faiss_rows)
+        recall_blas = knn_recall(store_rows, faiss_results["blas"][1])
         max_score_diff = float(np.abs(np.sort(store_scores, axis=1) - np.sort(faiss_scores, axis=1)).max())
         print(f"recall@10 of the store vs FAISS flat: {recall:.4f} (BLAS path {recall_blas:.4f}), "
               f"max score difference {max_score_diff:.2e}")

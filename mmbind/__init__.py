@@ -4,9 +4,10 @@ Importing mmbind is cheap: torch loads only when a model is built or data is enc
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmbind.plugin.hookspecs import hookimpl
+from mmbind.data.compose import compose_datasets
+from mmbind.plugin.hookspecs import PLUGIN_API, hookimpl
 from mmbind.plugin.lazy import lazy
 from mmbind.plugin.specs import (
     BindingData,
@@ -17,6 +18,9 @@ from mmbind.plugin.specs import (
     Modality,
     ModalitySamples,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 __version__ = "0.1.0"
 
@@ -60,12 +64,13 @@ def list_losses(pattern: str = "*") -> list[str]:
     return _registry("losses").list(pattern)
 
 
-def create_encoder(name: str, **options: Any):
+def create_encoder(name: str, **options: Any) -> "torch.nn.Module":
     """Build a registered encoder, timm-style: ``create_encoder("audio-cnn-tiny", width=32)``."""
     return get_encoder(name).factory(**options)
 
 
-def create_loss(name: str, **options: Any):
+def create_loss(name: str, **options: Any) -> "torch.nn.Module":
+    """Build a registered loss: ``create_loss("infonce")``."""
     return get_loss(name).factory(**options)
 
 
@@ -87,8 +92,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "hookimpl", "lazy", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "BindingData",
+    "hookimpl", "lazy", "PLUGIN_API", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "BindingData",
     "ModalitySamples", "InputError", "get_modality", "get_encoder", "get_dataset", "get_loss",
     "list_modalities", "list_encoders", "list_datasets", "list_losses", "create_encoder",
-    "create_loss", "load_dataset", "Binder", "EmbeddingStore",
+    "create_loss", "load_dataset", "compose_datasets", "Binder", "EmbeddingStore",
 ]

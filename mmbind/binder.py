@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import mmbind
+from mmbind import progress
 
+OutputValue = Literal["embedding", "features"]
+OUTPUT_VALUES = ("embedding", "features", None)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MAX_LOGIT_SCALE = math.log(100.0)
@@ -141,10 +144,15 @@ class Binder(nn.Module):
 
     # --- embedding -------------------------------------------------------------------------
     def forward(self, batch: Any, modality: str, normalize: bool = True) -> torch.Tensor:
-        features = self.heads[modality](self.encoders[modality](batch))
-        return F.normalize(features, dim=-1) if normalize else features
+        """A collated batch -> its embeddings: encoder, head, then l2-normalise."""
+        return self.embed_features(self.encoders[modality](batch), modality, normalize)
 
-    def transform(self, modality: str, train: bool = False):
+    def embed_features(self, features: torch.Tensor, modality: str, normalize: bool = True) -> torch.Tensor:
+        """Encoder features -> embeddings (the head, then l2-normalise)."""
+        embeddings = self.heads[modality](features)
+        return F.normalize(embeddings, dim=-1) if normalize else embeddings
+
+    def transform(self, modality: str, train: bool = False) -> Callable[[Any], Any]:
         """The modality's transform with the sizes this binder was trained with."""
         key = (modality, train)
         if key not in self._transforms:
@@ -170,33 +178,71 @@ class Binder(nn.Module):
         modality: str,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
+        output_value: OutputValue | None = "embedding",
         normalize: bool = True,
         device: str | torch.device | None = None,
+        precision: str = "fp32",
         convert_to_numpy: bool = True,
-    ) -> np.ndarray | torch.Tensor:
-        """Embed raw inputs or file paths of one modality: (N, dim) float32, unit rows by default."""
+        convert_to_tensor: bool = False,
+    ) -> Any:
+        """Embed raw inputs or file paths of one modality (sentence-transformers' ``encode``).
+
+        ``output_value``: "embedding" (N, dim), unit rows unless ``normalize=False``; "features"
+        the encoder's output before the head (N, output_dim); None both, as a dict
+        {"embedding": ..., "features": ...} from one pass. ``device``: "auto", "cpu", "cuda[:N]",
+        "mps" or None (where the binder is; otherwise the binder moves there). ``precision``:
+        fp32, bf16 or fp16 (autocast); results are float32 either way. Returns numpy arrays, or
+        tensors on the CPU with ``convert_to_tensor=True`` (or ``convert_to_numpy=False``).
+        """
+        from mmbind.devices import autocast, resolve_device
+
         if modality not in self.encoders:
             raise KeyError(f"this binder has no {modality!r} tower; it has {', '.join(self.modalities)}")
+        if output_value not in OUTPUT_VALUES:
+            raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
         inputs = list(inputs)
         if device is not None:
-            self.to(device)
+            self.to(resolve_device(device))
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()
-        chunks = []
+        wanted = ("embedding", "features") if output_value is None else (output_value,)
+        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in wanted}
         starts = range(0, len(inputs), batch_size)
         if show_progress_bar is None:
-            show_progress_bar = len(inputs) > 50 * batch_size
-        if show_progress_bar:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=f"encode {modality}", unit="batch")
-        for start in starts:
-            batch = self.prepare(inputs[start:start + batch_size], modality)
-            chunks.append(self(to_device(batch, device), modality, normalize).float().cpu())
+            show_progress_bar = len(inputs) > 50 * batch_size and progress.bars_enabled()
+        for start in progress.progress(starts, total=len(starts), desc=f"encode {modality}", unit="batch",
+                                       enabled=show_progress_bar):
+            chunk = inputs[start:start + batch_size]
+            with autocast(device, precision):
+                features = self.encoders[modality](to_device(self.prepare(chunk, modality), device))
+                embedding = self.embed_features(features, modality, normalize) if "embedding" in outputs else None
+            _check_finite(embedding if embedding is not None else features, chunk, modality)
+            if "features" in outputs:
+                outputs["features"].append(features.float().cpu())
+            if embedding is not None:
+                # l2-normalised again in float32: a bf16 row is only unit to about 1e-2
+                outputs["embedding"].append(F.normalize(embedding.float(), dim=-1).cpu() if normalize
+                                            else embedding.float().cpu())
         self.train(was_training)
-        out = torch.cat(chunks) if chunks else torch.empty(0, self.dim)
-        return out.numpy() if convert_to_numpy else out
+        width = {"embedding": self.dim, "features": int(self.encoders[modality].output_dim)}
+        result = {name: torch.cat(chunks) if chunks else torch.empty(0, width[name])
+                  for name, chunks in outputs.items()}
+        if convert_to_numpy and not convert_to_tensor:
+            result = {name: value.numpy() for name, value in result.items()}
+        return result if output_value is None else result[output_value]
+
+    def zero_shot(self, inputs: Iterable[Any], class_names: Sequence[str], *, modality: str,
+                  templates: Sequence[str] = ("{}",), prompt_modality: str | None = None,
+                  batch_size: int = 32) -> np.ndarray:
+        """(N, C) class probabilities of ``inputs`` (of ``modality``) over ``class_names``, from
+        the prompt tower's averaged prompts and its logit scale, OpenCLIP style (see
+        ``mmbind.evaluation.zero_shot``). The prompt tower is the binder's language tower unless
+        ``prompt_modality`` names one."""
+        from mmbind.evaluation.zero_shot import zero_shot
+
+        return zero_shot(self, list(inputs), class_names, templates=templates, modality=modality,
+                         prompt_modality=prompt_modality, batch_size=batch_size)
 
     # --- identity and persistence ------------------------------------------------------------
     def fingerprint(self, modality: str | None = None) -> str:
@@ -230,19 +276,38 @@ class Binder(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> "Binder":
         """Rebuild a binder saved by save_pretrained; no pretrained weights are fetched again."""
-        from safetensors.torch import load_model
+        from mmbind.errors import CheckpointError
+        from mmbind.weights import load_safetensors_into
 
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
         if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path} not found: expected a folder written by Binder.save_pretrained")
-        data = json.loads(config_path.read_text())
-        binder = cls(BinderConfig.from_dict(data), pretrained=False)
-        load_model(binder, str(directory / WEIGHTS_NAME), strict=True, device="cpu")
+            raise CheckpointError(f"{config_path} not found: expected a folder written by Binder.save_pretrained")
+        try:
+            data = json.loads(config_path.read_text())
+            config = BinderConfig.from_dict(data)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{config_path}: not a binder config ({type(error).__name__}: {error}); expected "
+                                  f"the config.json written by Binder.save_pretrained") from None
+        binder = cls(config, pretrained=False)
+        load_safetensors_into(binder, directory / WEIGHTS_NAME)
         if data.get("anchor_frozen", True):
             binder.freeze_anchor()
         binder.eval()
         return binder.to(device) if device is not None else binder
+
+
+def _check_finite(rows: torch.Tensor, inputs: Sequence[Any], modality: str) -> None:
+    """A NaN or inf output row means an input the encoder cannot handle (values near the float32
+    limit, say): name that input rather than let a NaN vector into a store or a search."""
+    bad = (~torch.isfinite(rows).all(dim=1)).nonzero().flatten().tolist()
+    if bad:
+        x = inputs[bad[0]]
+        path = mmbind.get_modality(modality).input_file(x)
+        name = str(path) if path is not None else f"{modality} input of type {type(x).__name__}"
+        raise mmbind.InputError(f"{name}: its {modality} embedding is not finite (NaN or inf) "
+                                f"({len(bad)} such input(s) in its batch); expected values the encoder can "
+                                f"handle: check for extreme magnitudes")
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

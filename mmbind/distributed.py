@@ -9,7 +9,7 @@ import atexit
 import datetime
 import os
 import sys
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -17,22 +17,27 @@ import torch.nn as nn
 
 
 def is_distributed() -> bool:
+    """True when this process has joined a process group."""
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
+    """This process's rank (0 in a single process)."""
     return dist.get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
+    """The number of processes (1 in a single process)."""
     return dist.get_world_size() if is_distributed() else 1
 
 
 def local_rank() -> int:
+    """This process's rank on its machine (LOCAL_RANK, set by torchrun)."""
     return int(os.environ.get("LOCAL_RANK", rank()))
 
 
 def is_main() -> bool:
+    """True on rank 0, the one that writes files."""
     return rank() == 0
 
 
@@ -71,8 +76,8 @@ def init_from_env(device: str = "cpu", timeout_minutes: float = 30.0) -> torch.d
 _failed = False
 
 
-def _note_failure(hook):
-    def excepthook(*args):
+def _note_failure(hook: Callable[..., None]) -> Callable[..., None]:
+    def excepthook(*args: Any) -> None:
         global _failed
         _failed = True
         hook(*args)
@@ -105,6 +110,7 @@ def shutdown(timeout_seconds: float = 60.0) -> None:
 
 
 def barrier() -> None:
+    """Wait until every rank gets here (nothing to wait for in a single process)."""
     if is_distributed() and world_size() > 1:
         dist.barrier()
 
@@ -127,6 +133,7 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
 
 
 def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (else the module itself)."""
     return getattr(module, "module", module)
 
 

@@ -3,6 +3,8 @@
 Stable API (other plugins build on it):
 - ``SmallCNN(in_channels, width, output_dim)``: the two-conv MNIST tutorial net for small images.
 - ``ConvNet(in_channels, widths, output_dim)``: strided conv stack + global pooling, any input size.
+- ``ConvNet1d(in_channels, widths, kernels, output_dim)``: the same over time, for (B, C, T)
+  signals (IMU, pressure sensors, any multichannel time series).
 - ``vit_encoder(img_size, patch_size, in_chans, embed_dim, depth, num_heads, output_dim,
   grad_checkpointing=False)``: a timm VisionTransformer (num_classes=0), random init.
 - ``SequenceTransformer(input_dim, embed_dim, depth, num_heads, output_dim, max_len)``: timm
@@ -93,6 +95,39 @@ class ConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)).flatten(1))
+
+
+class ConvNet1d(nn.Module):
+    """Stride-2 1-D conv + BatchNorm + ReLU stages over time, global average pool, dropout,
+    linear to output_dim: the tiny CPU encoder for (B, channels, time) signals of any length."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        widths: Sequence[int] = (32, 64, 128, 128),
+        kernels: Sequence[int] = (7, 5, 5, 3),
+        output_dim: int = 128,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if len(widths) != len(kernels) or not widths:
+            raise ValueError(f"ConvNet1d needs one kernel size per stage width, got {list(widths)} and {list(kernels)}")
+        self.in_channels = int(in_channels)
+        self.output_dim = int(output_dim)
+        layers: list[nn.Module] = []
+        channels = self.in_channels
+        for width, kernel in zip(widths, kernels):
+            layers += [nn.Conv1d(channels, int(width), int(kernel), stride=2, padding=int(kernel) // 2, bias=False),
+                       nn.BatchNorm1d(int(width)), nn.ReLU(inplace=True)]
+            channels = int(width)
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels, self.output_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] != self.in_channels:
+            raise ValueError(f"batch of shape {tuple(x.shape)}: expected (B, {self.in_channels}, T)")
+        return self.head(self.dropout(self.features(x).mean(dim=2)))
 
 
 class ViTEncoder(nn.Module):

@@ -5,14 +5,18 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import mmbind
+from mmbind.plugin.specs import BindingData
 from mmbind.recipe import Recipe
 
+if TYPE_CHECKING:
+    from mmbind.binder import Binder
 
-def train_recipe(recipe: Recipe, resume: bool = False, data: mmbind.BindingData | None = None):
-    """Run the training stages; returns the trained Binder."""
+
+def train_recipe(recipe: Recipe, resume: bool = False,
+                 data: BindingData | None = None) -> tuple["Binder", BindingData]:
+    """Run the training stages; returns the trained Binder and the data it was trained on."""
     from mmbind.training.trainer import Trainer
 
     trainer = Trainer(recipe, data=data)
@@ -22,16 +26,17 @@ def train_recipe(recipe: Recipe, resume: bool = False, data: mmbind.BindingData 
     return trainer.fit(resume=resume), trainer.data
 
 
-def run_recipe(recipe: Recipe, resume: bool = False, echo=print) -> dict[str, Any]:
+def run_recipe(recipe: Recipe, resume: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Every stage of a recipe; prints the result table and where the report is."""
-    from mmbind.evaluation.run import evaluate_run, format_table
+    from mmbind.evaluation.results import format_table
+    from mmbind.evaluation.run import evaluate_run
 
     started = time.perf_counter()
     binder, data = train_recipe(recipe, resume=resume)
     trained = time.perf_counter()
     results = evaluate_run(binder, data, recipe)
     results["timing"] = {"train_seconds": round(trained - started, 1)}
-    from mmbind.store.embed_split import embed_split
+    from mmbind.store.ingest import embed_split
 
     if not resume:  # vectors of an earlier model in this run folder are stale
         (recipe.run_dir / recipe.embed.store).unlink(missing_ok=True)

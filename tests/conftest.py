@@ -1,3 +1,4 @@
+import importlib
 import sys
 from pathlib import Path
 
@@ -6,15 +7,25 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-@pytest.fixture
-def toy_plugin():
-    """Register the fake toy plugin for one test, then unregister it (as llm's tests do)."""
-    import toy_plugin as module
-
+def _registered(module_name: str, plugin_name: str):
+    """Register a fake plugin module of tests/ for one test, then unregister it (as llm's tests do)."""
     from mmbind.plugin import manager as plugins
 
-    plugins.pm.register(module, name="toy")
+    module = importlib.import_module(module_name)
+    plugins.pm.register(module, name=plugin_name)
     plugins.reset()
     yield module
-    plugins.pm.unregister(name="toy")
+    plugins.pm.unregister(name=plugin_name)
     plugins.reset()
+
+
+@pytest.fixture
+def toy_plugin():
+    """The fake toy plugin (tests/toy_plugin.py): two simulated vector sensors."""
+    yield from _registered("toy_plugin", "toy")
+
+
+@pytest.fixture
+def caption_plugin():
+    """The fake caption plugin (tests/caption_plugin.py): a modality whose inputs are strings."""
+    yield from _registered("caption_plugin", "caption")

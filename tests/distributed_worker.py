@@ -25,12 +25,36 @@ CONFIGS = [  # (name, loss, loss_options, accumulation_steps, head)
 ]
 
 
+def ready_stage(recipe, dropout: bool = True):
+    """The recipe's BindStage on a fresh binder (seed 0), ready to step; dropout off if asked."""
+    from mmbind.binder import Binder
+    from mmbind.training import Trainer
+
+    trainer = Trainer(recipe, progress=False)
+    torch.manual_seed(0)
+    binder = Binder(recipe.binder_config())
+    binder.freeze_anchor()
+    if not dropout:
+        for module in binder.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    return trainer.bind_stage(binder)
+
+
+def first_batch(stage):
+    """The collated batch of the first step of epoch 0 (this rank's share)."""
+    return stage.dataset.collate(stage.dataset.__getitems__(stage.plan(0)[0]))
+
+
+def grads(stage) -> dict[str, torch.Tensor]:
+    """The gradients of the binder's and the losses' parameters, by name."""
+    named = list(stage.binder.named_parameters()) + list(stage.losses.named_parameters())
+    return {name: p.grad.detach().clone() for name, p in named if p.grad is not None}
+
+
 def one_step(out: Path, global_batch: int, loss: str, loss_options: dict, accumulation: int,
              head: str) -> dict[str, torch.Tensor]:
-    from mmbind.binder import Binder
-    from mmbind.pairing import pair_index
     from mmbind.recipe import parse_recipe
-    from mmbind.training.trainer import BindDataset, Trainer
 
     text = toy_plugin.RECIPE.format(run_dir=out / "run", epochs=1)
     data = tomllib.loads(text)
@@ -38,27 +62,9 @@ def one_step(out: Path, global_batch: int, loss: str, loss_options: dict, accumu
     data["modalities"]["toy-b"].update(head=head, augment=False)
     data["bind"].update(batch_size=global_batch // dist.env_world_size(), loss=loss,
                         loss_options=loss_options, accumulation_steps=accumulation)
-    recipe = parse_recipe(data, "toy.toml")
-    trainer = Trainer(recipe, progress=False)
-    torch.manual_seed(0)
-    trainer.binder = Binder(recipe.binder_config())
-    trainer.binder.freeze_anchor()
-    for module in trainer.binder.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    trainer.setup_bind()
-    split = trainer.train_split
-    pairs = {"toy-b": pair_index(split["toy-a"].keys, split["toy-b"].keys)}
-    items = trainer._plan_epoch(0, pairs, steps=1)[0]
-    dataset = BindDataset(trainer.binder, split, with_anchor_input=False)
-    batch = dataset.collate(dataset.__getitems__(items))
-    trainer.binder.train()
-    losses = trainer.forward_backward(batch)
-    result = {"loss": dist.all_mean(losses["toy-b"]).reshape(1)}
-    for name, p in list(trainer.binder.named_parameters()) + list(trainer.losses.named_parameters()):
-        if p.grad is not None:
-            result[f"grad/{name}"] = p.grad.detach().clone()
-    return result
+    stage = ready_stage(parse_recipe(data, "toy.toml"), dropout=False)
+    losses = stage.forward_backward(first_batch(stage))
+    return {"loss": dist.all_mean(losses["toy-b"]).reshape(1)} | {f"grad/{k}": v for k, v in grads(stage).items()}
 
 
 def main() -> None:

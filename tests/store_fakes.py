@@ -55,11 +55,19 @@ def items(n: int) -> list[dict]:
             for i in range(n)]
 
 
+def status_flags(path: str | Path) -> int:
+    """The HDF5 superblock's file consistency flags: set while a writer has the file open (and
+    after it was killed), 0 once closed cleanly. The store's superblock (v2 or v3) starts the
+    file: signature (8 bytes), version, two sizes, then the flags byte."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    return head[11] if len(head) == 12 and head[8] >= 2 else 0
+
+
 def main(argv: list[str]) -> None:
     import argparse
 
-    from mmbind.store.store import EmbeddingStore
-    from mmbind.store.ingest import embed_inputs
+    from mmbind.store import EmbeddingStore, embed_inputs
 
     parser = argparse.ArgumentParser()
     parser.add_argument("store")
@@ -76,8 +84,10 @@ def main(argv: list[str]) -> None:
             time.sleep(args.sleep)
 
     binder = FakeBinder(dim=args.dim)
+    # a killed writer's flags are still set; opening the store must clear them (HDF5 refuses otherwise)
+    killed_writer = Path(args.store).is_file() and status_flags(args.store) != 0
     with EmbeddingStore(args.store) as store:
-        print(f"opened recovered={store.recovered}", flush=True)
+        print(f"opened recovered={killed_writer}", flush=True)
         total = embed_inputs(store, binder, args.collection, items(args.n), modality="text", batch_size=args.batch,
                              on_commit=report)
     print(f"done added={total.added} skipped={total.skipped} encoded={binder.encoded}", flush=True)

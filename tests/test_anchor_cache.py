@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmbind.training.anchor_cache import AnchorCache, content_hash
+from mmbind.training.anchor_cache import AnchorCache
 from mmbind.binder import Binder
 from mmbind.recipe import parse_recipe
-from mmbind.training.trainer import Trainer
+from mmbind.training import Trainer
 
 
 def toy_recipe(toy_plugin, tmp_path, **bind):
@@ -88,22 +88,6 @@ def test_duplicate_samples_are_encoded_once(toy_plugin, tmp_path):
     torch.testing.assert_close(table[0], table[1])
 
 
-def test_content_hash_reads_files_and_arrays(tmp_path):
-    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
-    a.write_bytes(b"same bytes")
-    b.write_bytes(b"same bytes")
-    assert content_hash(str(a)) == content_hash(b)  # content, not name
-    b.write_bytes(b"other bytes")
-    assert content_hash(str(a)) != content_hash(b)
-    x = np.zeros((2, 3), np.float32)
-    assert content_hash(x) == content_hash(torch.zeros(2, 3))
-    assert content_hash(x) != content_hash(x.reshape(3, 2))  # shape is part of the content
-    assert content_hash(x) != content_hash(x.astype(np.float64))
-    assert content_hash("seven") != content_hash("eight")
-    with pytest.raises(TypeError, match="cannot hash a sample of type dict"):
-        content_hash({"not": "a sample"})
-
-
 def test_trainer_reuses_the_cache_file_across_runs(toy_plugin, tmp_path):
     recipe = toy_recipe(toy_plugin, tmp_path, anchor_cache_file="anchor_cache.h5", steps_per_epoch=2)
     Trainer(recipe, progress=False).fit()
@@ -118,9 +102,8 @@ def test_augmented_anchor_bypasses_the_cache(toy_plugin, tmp_path):
     recipe = toy_recipe(toy_plugin, tmp_path, augment_anchor=True, steps_per_epoch=3)
     trainer = Trainer(recipe, progress=False)
     torch.manual_seed(0)
-    trainer.binder = Binder(recipe.binder_config())
-    counter = EncoderCalls(trainer.binder.encoders["toy-a"])
-    trainer.binder.freeze_anchor()
-    trainer.bind(None)
-    assert trainer.cache is None
+    binder = Binder(recipe.binder_config())
+    counter = EncoderCalls(binder.encoders["toy-a"])
+    binder.freeze_anchor()
+    assert trainer.bind(binder).anchor_table is None
     assert counter.calls == 3 and counter.rows == 3 * 32  # the anchor ran on every step's batch

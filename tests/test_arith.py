@@ -13,7 +13,7 @@ from mmbind.search.expression import (
     BinOp,
     Operand,
     Scale,
-    evaluate,
+    evaluate_expression,
     format_terms,
     linear_terms,
     parse,
@@ -220,43 +220,43 @@ def test_operands_are_normalised_before_weighting_and_the_result_after():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(8) * 5, rng.standard_normal(8) * 0.1
     resolve = _resolver({"audio:a": a, "image:b": b})
-    got = evaluate("0.5*audio:a + 0.5*image:b", resolve)
+    got = evaluate_expression("0.5*audio:a + 0.5*image:b", resolve)
     unit = a / np.linalg.norm(a) + b / np.linalg.norm(b)
     np.testing.assert_allclose(got, unit / np.linalg.norm(unit), rtol=1e-5, atol=1e-6)
     assert got.dtype == np.float32 and abs(np.linalg.norm(got) - 1) < 1e-5
     # scaling an operand's raw vector changes nothing: each operand is normalised first
     resolve2 = _resolver({"audio:a": a * 1000, "image:b": b})
-    np.testing.assert_allclose(evaluate("0.5*audio:a + 0.5*image:b", resolve2), got, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(evaluate_expression("0.5*audio:a + 0.5*image:b", resolve2), got, rtol=1e-5, atol=1e-6)
     # weights matter relative to each other
-    skew = evaluate("0.9*audio:a + 0.1*image:b", resolve)
+    skew = evaluate_expression("0.9*audio:a + 0.1*image:b", resolve)
     assert float(skew @ (a / np.linalg.norm(a))) > float(got @ (a / np.linalg.norm(a)))
     # without the final normalisation the raw weighted sum comes back
-    raw = evaluate("0.5*audio:a + 0.5*image:b", resolve, normalize=False)
+    raw = evaluate_expression("0.5*audio:a + 0.5*image:b", resolve, normalize=False)
     np.testing.assert_allclose(raw, 0.5 * unit, rtol=1e-5, atol=1e-6)
 
 
 def test_each_distinct_operand_is_resolved_once():
     resolve = _resolver({"audio:a": np.ones(4), "image:b": np.arange(4.0) + 1})
-    evaluate("audio:a + audio:a - 0.5*image:b + (audio:a)", resolve)
+    evaluate_expression("audio:a + audio:a - 0.5*image:b + (audio:a)", resolve)
     assert resolve.calls == [("audio", "a"), ("image", "b")]
 
 
 def test_subtraction_direction():
     a, b = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
-    v = evaluate("audio:a - image:b", _resolver({"audio:a": a, "image:b": b}))
+    v = evaluate_expression("audio:a - image:b", _resolver({"audio:a": a, "image:b": b}))
     np.testing.assert_allclose(v, [2**-0.5, -(2**-0.5), 0], atol=1e-6)
 
 
 def test_evaluation_errors_name_the_operand():
     a = np.array([1.0, 0, 0])
     with pytest.raises(ArithEvalError, match="cancel out"):
-        evaluate("audio:a - audio:a", _resolver({"audio:a": a}))
+        evaluate_expression("audio:a - audio:a", _resolver({"audio:a": a}))
     with pytest.raises(ArithEvalError, match="zero or not finite"):
-        evaluate("audio:a + image:z", _resolver({"audio:a": a, "image:z": np.zeros(3)}))
+        evaluate_expression("audio:a + image:z", _resolver({"audio:a": a, "image:z": np.zeros(3)}))
     with pytest.raises(ArithEvalError, match="has 4 dimensions, the operands before it have 3"):
-        evaluate("audio:a + image:b", _resolver({"audio:a": a, "image:b": np.ones(4)}))
+        evaluate_expression("audio:a + image:b", _resolver({"audio:a": a, "image:b": np.ones(4)}))
     with pytest.raises(ArithEvalError) as info:
-        evaluate("audio:a + image:missing", _resolver({"audio:a": a}))
+        evaluate_expression("audio:a + image:missing", _resolver({"audio:a": a}))
     assert "image:missing (column 11)" in str(info.value)
     assert isinstance(info.value.__cause__, KeyError)
 

@@ -4,9 +4,11 @@ import torch
 
 import mmbind
 from mmbind.binder import Binder
-from mmbind.evaluation.run import recall_at_k
+from mmbind.evaluation.metrics import recall_at_k
 from mmbind.recipe import parse_recipe
-from mmbind.training.trainer import Trainer
+from mmbind.training import Trainer
+from mmbind.training.optim import warmup_cosine, warmup_cosine_schedule
+from mmbind.training.plan import PlanItem, anchor_pairs, bind_plan, pretrain_plan
 
 
 def toy_recipe(toy_plugin, tmp_path, epochs=4):
@@ -81,14 +83,75 @@ def test_frozen_unaugmented_tower_trains_its_head_on_features_computed_once(toy_
     recipe.towers["toy-b"].augment = False
     trainer = Trainer(recipe, progress=False)
     torch.manual_seed(0)
-    binder = trainer.fit()
-    assert set(trainer.features) == {"toy-b"}
+    binder = Binder(recipe.binder_config())
+    binder.freeze_anchor()
+    stage = trainer.bind(binder)
+    assert set(stage.features) == {"toy-b"}
     inputs = trainer.data.splits["train"]["toy-b"].inputs[:5]
     with torch.no_grad():
         direct = binder.encoders["toy-b"](binder.prepare(inputs, "toy-b"))
-    torch.testing.assert_close(trainer.features["toy-b"][:5], direct)
+    torch.testing.assert_close(stage.features["toy-b"][:5], direct)
     test = trainer.data.splits["test"]
     a = binder.encode(test["toy-a"].inputs, "toy-a")
     b = binder.encode(test["toy-b"].inputs, "toy-b")
     # a random frozen encoder plus a trained head still aligns far above chance (0.1)
     assert recall_at_k(b, test["toy-b"].keys, a, test["toy-a"].keys, ks=(1,))[1] > 0.5
+
+
+def test_warmup_cosine_ramps_up_then_decays_to_zero():
+    assert warmup_cosine(0, warmup=5, total=100) == pytest.approx(0.2)
+    ramp = [warmup_cosine(s, 5, 100) for s in range(5)]
+    assert ramp == sorted(ramp) and ramp[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 4 / 100)))
+    decay = [warmup_cosine(s, 5, 100) for s in range(4, 101)]
+    assert all(a > b for a, b in zip(decay, decay[1:]))
+    assert warmup_cosine(50, 5, 100) == pytest.approx(0.5)
+    assert warmup_cosine(100, 5, 100) == warmup_cosine(150, 5, 100) == pytest.approx(0.0)
+    assert warmup_cosine(0, warmup=0, total=10) == 1.0  # no warm-up
+
+
+def test_warmup_cosine_schedule_resumes_on_the_same_curve():
+    def schedule():
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+        return optimizer, warmup_cosine_schedule(optimizer, warmup=3, total=20)
+
+    optimizer, straight = schedule()
+    lrs = []
+    for _ in range(20):
+        lrs.append(straight.get_last_lr()[0])
+        optimizer.step()
+        straight.step()
+    assert lrs[1] == pytest.approx(0.5 * warmup_cosine(1, 3, 20))
+    optimizer, first = schedule()
+    for _ in range(7):
+        optimizer.step()
+        first.step()
+    optimizer, resumed = schedule()
+    resumed.load_state_dict(first.state_dict())
+    again = []
+    for _ in range(13):
+        again.append(resumed.get_last_lr()[0])
+        optimizer.step()
+        resumed.step()
+    assert again == lrs[7:]
+
+
+def test_bind_plan_gives_every_step_a_full_batch_of_paired_rows(toy_plugin):
+    split = toy_plugin.toy_clusters(5).splits["train"]
+    pairs = anchor_pairs(split, "toy-a", ["toy-b"])
+    plan = bind_plan(pairs, steps=4, batch_size=8, seed=11)
+    assert len(plan) == 4 and all(len(step) == 8 for step in plan)
+    for step in plan:
+        assert all(isinstance(item, PlanItem) and item.modality == "toy-b" for item in step)
+        assert len({item.seed for item in step}) == 1  # one augmentation seed per step
+        assert all(item.anchor in pairs["toy-b"][item.sample] for item in step)
+    samples = [item.sample for step in plan[:3] for item in step]
+    assert len(set(samples)) == len(samples)  # a permutation: no sample twice before all are seen
+    assert plan == bind_plan(pairs, steps=4, batch_size=8, seed=11)
+    assert plan != bind_plan(pairs, steps=4, batch_size=8, seed=12)
+
+
+def test_pretrain_plan_sees_every_anchor_sample_once_per_epoch():
+    plan = pretrain_plan("toy-a", 50, 16, torch.Generator().manual_seed(0))
+    assert [len(step) for step in plan] == [16, 16, 16, 2]
+    assert sorted(item.sample for step in plan for item in step) == list(range(50))
+    assert all(item.anchor == item.sample for step in plan for item in step)

@@ -64,7 +64,7 @@ def test_toy_recipe_trains_under_torchrun_and_resumes(tmp_path):
     recipe = tmp_path / "toy.toml"
     recipe.write_text(text.replace("batch_size = 32", "batch_size = 16"))
     done = torchrun(str(script), "train", str(recipe))
-    assert "bind epoch 3/3" in done.stdout and "data wait" in done.stdout
+    assert "bind epoch 3/3: 13 steps" in done.stderr and "data wait" in done.stderr  # the CLI logs at INFO
     run = tmp_path / "run"
     straight = load_file(run / "model" / "model.safetensors")
     metrics = (run / "metrics.jsonl").read_text().splitlines()

@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 import fake_world
-from mmbind.evaluation.run import (
-    accuracy, confusion_matrix, flatten_metrics, format_comparison, format_table, group_scores,
-    recall_at_k, relevant, relevant_counts, retrieval_metrics, zero_shot_accuracy,
+from mmbind.evaluation.metrics import (
+    accuracy, confusion_matrix, group_scores, recall_at_k, relevant, relevant_counts, retrieval_metrics,
 )
+from mmbind.evaluation.results import flatten_metrics, format_comparison, format_table
+from mmbind.evaluation.zero_shot import zero_shot_predict
 
 ROOT = Path(__file__).parent.parent
 
@@ -60,7 +61,7 @@ def test_zero_shot_accuracy_confusion_and_unknown_labels():
     classes = np.eye(3, dtype=np.float32)
     embeddings = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
     labels = [0, 1, 2, -1]  # the last label is unknown and must not count
-    assert zero_shot_accuracy(embeddings, labels, classes) == pytest.approx(2 / 3)
+    assert accuracy(zero_shot_predict(embeddings, classes), labels) == pytest.approx(2 / 3)
     assert confusion_matrix(labels, [0, 1, 1, 2], 3) == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
     assert math.isnan(accuracy([0], [-1]))
 
@@ -111,7 +112,7 @@ def test_evaluate_run_covers_every_pair_and_the_bounds(trained):
 
     recipe, binder, data = trained
     with fake_world.registered():
-        results = evaluate_run(binder, data, recipe, text_modality="fw-text")
+        results = evaluate_run(binder, data, recipe, prompt_tower="fw-text")
     json.loads(json.dumps(results))  # JSON-able as the pipeline writes it
     modalities = ["fw-image", "fw-text", "fw-audio", "fw-depth"]
     pairs = {(r["split"], r["query"], r["gallery"]): r for r in results["retrieval"]}
@@ -272,16 +273,47 @@ def test_supervised_training_respects_its_time_cap(trained):
         assert predict(model, binder, "fw-depth", list(train.inputs[:7])).shape == (7,)
 
 
+def test_zero_shot_api_is_the_eval_code_path(trained):
+    from mmbind.evaluation.zero_shot import class_embeddings, zero_shot_predict
+
+    recipe, binder, data = trained
+    audio = data.splits["test"]["fw-audio"]
+    with fake_world.registered():
+        probs = binder.zero_shot(audio.inputs[:40], data.class_names, modality="fw-audio",
+                                 templates=["{}"], prompt_modality="fw-text")
+        assert probs.shape == (40, len(data.class_names))
+        assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        classes = class_embeddings(binder, data.class_names, ["{}"], "fw-text")
+        predicted = zero_shot_predict(binder.encode(audio.inputs[:40], "fw-audio"), classes)
+        assert (probs.argmax(axis=1) == predicted).all()
+        assert (predicted == np.asarray(audio.labels[:40])).mean() > 0.5  # it has learned: not a blind pass
+        with pytest.raises(ValueError, match="needs a language tower"):
+            binder.zero_shot(audio.inputs[:2], data.class_names, modality="fw-audio")
+
+
+def test_encode_returns_features_and_embeddings_in_one_pass(trained):
+    recipe, binder, data = trained
+    inputs = data.splits["test"]["fw-audio"].inputs[:9]
+    with fake_world.registered():
+        both = binder.encode(inputs, "fw-audio", batch_size=4, output_value=None)
+        features = binder.encode(inputs, "fw-audio", output_value="features")
+        embeddings = binder.encode(inputs, "fw-audio")
+    assert both["features"].shape == (9, binder.encoders["fw-audio"].output_dim)
+    assert np.allclose(both["features"], features, atol=1e-5) and np.allclose(both["embedding"], embeddings, atol=1e-5)
+    assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-3)  # before the head: not unit rows
+
+
 def test_evaluate_run_names_bad_settings(trained):
     from mmbind.evaluation.run import evaluate_run
 
     recipe, binder, data = trained
     with fake_world.registered():
-        with pytest.raises(ValueError, match="'text' for the zero-shot prompts is not a tower"):
-            evaluate_run(binder, data, recipe, text_modality="text")
+        with pytest.raises(ValueError, match="prompt modality 'nope' is not a tower of this binder"):
+            evaluate_run(binder, data, recipe, prompt_tower="nope")
         recipe.eval.extra_splits = ["nope"]
         try:
             with pytest.raises(ValueError, match=r"\[eval\] split 'nope' not in dataset 'fake-world' \(it has train, test, real\)"):
-                evaluate_run(binder, data, recipe, text_modality="fw-text")
+                evaluate_run(binder, data, recipe, prompt_tower="fw-text")
         finally:
             recipe.eval.extra_splits = ["real"]

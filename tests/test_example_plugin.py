@@ -18,6 +18,15 @@ def test_docs_show_exactly_the_tested_example():
 
 @pytest.fixture(scope="module")
 def installed_example():
+    """Install the example unless it is installed already (an author's editable install stays)."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("mmbind-morse")
+        yield
+        return
+    except importlib.metadata.PackageNotFoundError:
+        pass
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(EXAMPLE)]
     subprocess.run(pip, check=True)
     yield

@@ -21,7 +21,7 @@ def run_dir(tmp_path_factory):
         folder = tmp_path_factory.mktemp("report") / "run"
         recipe, binder, data = fake_world.train(folder, epochs=3)
         recipe.eval.supervised_epochs = 2  # the knob evaluate_run reads from [eval]; keeps the test quick
-        results = evaluate_run(binder, data, recipe, text_modality="fw-text")
+        results = evaluate_run(binder, data, recipe, prompt_tower="fw-text")
         results["timing"] = {"train_seconds": 1.0}
         (folder / "eval.json").write_text(json.dumps(results, indent=2))
         yield folder

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from store_fakes import FakeBinder
 
-from mmbind.search.topk import TopK, plan_chunks, recall_at_k, search_collection, semantic_search
-from mmbind.store.store import EmbeddingStore
+from mmbind.search import TopK, knn_recall, search_collection, semantic_search, topk
+from mmbind.search.streamed import plan_chunks
+from mmbind.store import EmbeddingStore
 
 
 def unit(rng, n, d):
@@ -37,6 +38,24 @@ def test_semantic_search_matches_an_exact_sort():
     np.testing.assert_allclose([[h["score"] for h in hits] for hits in result], scores, rtol=1e-5)
     assert set(result[0][0]) == {"corpus_id", "score"}
     assert isinstance(result[0][0]["corpus_id"], int) and isinstance(result[0][0]["score"], float)
+
+
+def test_topk_of_arrays_ranks_inner_products_in_chunks():
+    rng = np.random.default_rng(6)
+    gallery = rng.standard_normal((500, 12)).astype(np.float32) * rng.uniform(0.5, 3, (500, 1)).astype(np.float32)
+    queries = rng.standard_normal((9, 12)).astype(np.float32)
+    scores, rows = topk(queries, gallery, 7, gallery_chunk_size=64, query_chunk_size=4)
+    raw = queries @ gallery.T  # inner products of the rows as given: long gallery rows rank higher
+    want = np.argsort(-raw, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(rows, want)
+    np.testing.assert_allclose(scores, np.take_along_axis(raw, want, 1), rtol=1e-5)
+    cos_scores, cos_rows = topk(queries, gallery, 7, cosine=True)
+    want_scores, want_rows = exact(queries, gallery, 7)
+    np.testing.assert_array_equal(cos_rows, want_rows)
+    np.testing.assert_allclose(cos_scores, want_scores, rtol=1e-5)
+    assert topk(queries, gallery[:3], 5)[1].shape == (9, 3)  # k larger than the gallery: all of it
+    with pytest.raises(ValueError, match="k must be positive"):
+        topk(queries, gallery, 0)
 
 
 def test_semantic_search_accepts_tensors_and_small_corpora():
@@ -122,7 +141,7 @@ def test_search_memory_stays_within_the_budget(tmp_path):
         assert peak < budget, f"search allocated {peak} bytes with a budget of {budget}"
         assert peak > budget // 4  # the budget is used, not ignored
         want = exact(queries, store.vectors("v"), 10)[1]
-        assert recall_at_k(rows, want) == 1.0
+        assert knn_recall(rows, want) == 1.0
 
 
 def test_store_search_returns_entries(filled):
@@ -195,15 +214,15 @@ def test_faiss_indexes_agree_with_brute_force_and_detect_staleness(filled, tmp_p
     meta = index_info(store, "texts")
     assert (meta["kind"], meta["count"], meta["fingerprint"], meta["dim"]) == ("flat", 3000, "fake-32-0", 32)
     flat = store.search(queries, "texts", top_k=10, index="faiss")
-    assert recall_at_k(np.array([[h["corpus_id"] for h in q] for q in flat]), truth) == 1.0
+    assert knn_recall(np.array([[h["corpus_id"] for h in q] for q in flat]), truth) == 1.0
     assert flat[0][0]["id"] == texts[flat[0][0]["corpus_id"]]
 
     build_index(store, "texts", "ivf", nlist=16)
     ivf_all = store.search(queries, "texts", top_k=10, index="faiss", nprobe=16)  # every list: exact
-    assert recall_at_k(np.array([[h["corpus_id"] for h in q] for q in ivf_all]), truth) == 1.0
+    assert knn_recall(np.array([[h["corpus_id"] for h in q] for q in ivf_all]), truth) == 1.0
     build_index(store, "texts", "hnsw", hnsw_m=16)
     hnsw = store.search(queries, "texts", top_k=10, index="faiss", ef_search=128)
-    assert recall_at_k(np.array([[h["corpus_id"] for h in q] for q in hnsw]), truth) >= 0.9
+    assert knn_recall(np.array([[h["corpus_id"] for h in q] for q in hnsw]), truth) >= 0.9
 
     store.add("texts", binder.encode(["one more"], "text"), fingerprint=binder.fingerprint())
     with pytest.raises(StaleIndexError, match="built from 3000 entries \\(collection now: 3001\\)"):

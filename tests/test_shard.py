@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmbind.store import EmbeddingStore, StoreError
 from mmbind.store.shard import is_joined, join_shards, shard_path, shard_range
-from mmbind.store.store import EmbeddingStore, StoreError
 
 TESTS = Path(__file__).parent
 

@@ -14,18 +14,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from store_fakes import FakeBinder, items
+from store_fakes import FakeBinder, items, status_flags
 
-from mmbind.store.store import (
+from mmbind.store import (
     AddResult,
     EmbeddingStore,
     EntryBatch,
     StoreError,
     StoreLockedError,
     content_hash,
+    embed_inputs,
 )
-from mmbind.store.ingest import embed_inputs
-from mmbind.store.recovery import clear_status_flags, lookup3, status_flags
+from mmbind.store.recovery import clear_status_flags, lookup3
 
 WRITER = Path(__file__).with_name("store_fakes.py")
 DOCS = Path(__file__).parents[1] / "docs" / "store.md"
@@ -186,20 +186,6 @@ def test_ids_and_refs(store):
             store.resolve_ref(ref)
     with pytest.raises(StoreError, match="rows must be integers in 0..3"):
         store.vectors("img", [4])
-
-
-def test_content_hash_of_files_texts_and_arrays(tmp_path):
-    path = tmp_path / "a.bin"
-    path.write_bytes(b"x" * 3_000_000)
-    assert content_hash(path) == content_hash(str(path), "audio") == content_hash(b"x" * 3_000_000)
-    assert content_hash("hello", "text") != content_hash("hello ", "text")
-    a = np.arange(6, dtype=np.float32)
-    assert content_hash(a) == content_hash(a.copy()) != content_hash(a.reshape(2, 3))
-    assert content_hash(a) != content_hash(a.astype(np.float64))
-    with pytest.raises(FileNotFoundError, match="missing.wav: file not found"):
-        content_hash(tmp_path / "missing.wav")
-    with pytest.raises(TypeError, match="cannot hash a dict"):
-        content_hash({})
 
 
 def test_embed_inputs_resumes_without_reencoding(tmp_path):

@@ -10,7 +10,7 @@ from store_fakes import FakeBinder
 
 from mmbind.cli import cli
 from mmbind.commands import embeddings as store_commands
-from mmbind.store.store import EmbeddingStore
+from mmbind.store import EmbeddingStore
 
 store_commands.register(cli) if "embed" not in cli.commands else None
 
@@ -99,7 +99,8 @@ def test_embed_a_registered_dataset_split(runner, tmp_path, toy_plugin):
     with EmbeddingStore(store, mode="r") as s:
         first, last = s.entries("toy", [0, 199])
     assert first["id"] == "toy-clusters/test/0" and first["label"] == "0" and last["label"] == "9"
-    assert first["meta"] == {"class_name": "0", "simulated": True} and first["path"] is None
+    # the label is the class name; the metadata holds the pairing key and says the data is simulated
+    assert first["meta"] == {"key": "0", "simulated": True} and first["path"] is None
     again = invoke(runner, *args)
     assert json.loads(again.stdout.splitlines()[-1])["skipped"] == 200
     wrong = runner.invoke(cli, [str(a) for a in args[:-4]] + ["--split", "nope"])

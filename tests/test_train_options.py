@@ -1,6 +1,7 @@
 """Training options: GradCache accumulation, bf16, gradient checkpointing, frozen towers,
 the data-wait share, and augmentation that does not depend on the number of workers."""
 import json
+import logging
 import tomllib
 from pathlib import Path
 
@@ -11,10 +12,13 @@ from safetensors.torch import load_file
 
 import distributed_worker
 import mmbind
+from distributed_worker import first_batch, grads, ready_stage
 from mmbind.binder import Binder
-from mmbind.training.gradcache import grad_cache_backward, micro_batches
 from mmbind.recipe import parse_recipe
-from mmbind.training.trainer import Trainer
+from mmbind.training import BindDataset, Trainer
+from mmbind.training.gradcache import grad_cache_backward, micro_batches
+from mmbind.training.plan import PlanItem
+from mmbind.training.trainer import apply_grad_checkpointing
 
 SEQ_DIM = 4  # a toy-b vector of 16 floats read as 4 tokens of 4 values
 
@@ -63,33 +67,18 @@ def recipe_from(toy_plugin, tmp_path, epochs=1, pretrain=False, tower=None, **bi
     return parse_recipe(data, "toy.toml")
 
 
-def ready_trainer(recipe, dropout: bool = True) -> Trainer:
-    trainer = Trainer(recipe, progress=False)
-    torch.manual_seed(0)
-    trainer.binder = Binder(recipe.binder_config())
-    trainer.binder.freeze_anchor()
-    if not dropout:
-        for module in trainer.binder.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-    trainer.setup_bind()
-    trainer.binder.train()
-    return trainer
-
-
-def first_batch(trainer):
-    from mmbind.pairing import pair_index
-    from mmbind.training.trainer import BindDataset
-
-    split = trainer.train_split
-    pairs = {"toy-b": pair_index(split["toy-a"].keys, split["toy-b"].keys)}
-    dataset = BindDataset(trainer.binder, split, with_anchor_input=trainer.cache is None)
-    return dataset.collate(dataset.__getitems__(trainer._plan_epoch(0, pairs, steps=1)[0]))
-
-
-def grads(trainer) -> dict[str, torch.Tensor]:
-    named = list(trainer.binder.named_parameters()) + list(trainer.losses.named_parameters())
-    return {n: p.grad.clone() for n, p in named if p.grad is not None}
+@pytest.fixture
+def mmbind_log(caplog):
+    """caplog receiving the "mmbind" logger's INFO records (the CLI's configure stops their propagation)."""
+    logger = logging.getLogger("mmbind")
+    saved = logger.level, logger.propagate
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # caplog's handler also sits on the root logger: one copy of each record
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(saved[0])
+    logger.propagate = saved[1]
 
 
 @pytest.mark.parametrize("loss,options,k", [("infonce", {}, 4), ("infonce", {"positives": "label"}, 2),
@@ -134,9 +123,9 @@ def test_micro_batches_split_every_batch_kind():
 def test_bf16_autocast_loss_is_finite_and_close_to_fp32(toy_plugin, tmp_path):
     losses = {}
     for precision in ("fp32", "bf16"):
-        trainer = ready_trainer(recipe_from(toy_plugin, tmp_path, precision=precision), dropout=False)
-        losses[precision] = trainer.forward_backward(first_batch(trainer))["toy-b"].item()
-        assert all(torch.isfinite(g).all() for g in grads(trainer).values())
+        stage = ready_stage(recipe_from(toy_plugin, tmp_path, precision=precision), dropout=False)
+        losses[precision] = stage.forward_backward(first_batch(stage))["toy-b"].item()
+        assert all(torch.isfinite(g).all() for g in grads(stage).values())
     assert np.isfinite(losses["bf16"])
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
     binder = Trainer(recipe_from(toy_plugin, tmp_path, precision="bf16", steps_per_epoch=5), progress=False).fit()
@@ -149,24 +138,25 @@ def test_grad_checkpointing_recomputes_blocks_with_the_same_gradient(seq_plugin,
     results = {}
     for on in (False, True):
         tower = {"encoder": "toy-b-seqformer", "options": {"grad_checkpointing": on}}
-        trainer = ready_trainer(recipe_from(toy_plugin, tmp_path, tower=tower), dropout=False)
-        blocks = trainer.binder.encoders["toy-b"].body.blocks
+        stage = ready_stage(recipe_from(toy_plugin, tmp_path, tower=tower), dropout=False)
+        blocks = stage.binder.encoders["toy-b"].body.blocks
         calls = []
         blocks[0].register_forward_pre_hook(lambda *args: calls.append(1))  # recompute may stop early
-        trainer.forward_backward(first_batch(trainer))
-        results[on] = grads(trainer), len(calls)
+        stage.forward_backward(first_batch(stage))
+        results[on] = grads(stage), len(calls)
     assert results[False][1] == 1 and results[True][1] == 2  # the checkpointed block ran again in backward
     for key, want in results[False][0].items():
         torch.testing.assert_close(results[True][0][key], want, rtol=1e-5, atol=1e-6, msg=key)
 
 
-def test_grad_checkpointing_on_an_encoder_without_support_warns(toy_plugin, tmp_path):
+def test_grad_checkpointing_on_an_encoder_without_support_warns(toy_plugin, tmp_path, mmbind_log):
     recipe = recipe_from(toy_plugin, tmp_path, steps_per_epoch=1)
     recipe.towers["toy-b"].options["grad_checkpointing"] = True  # the MLP factory would reject it
-    trainer = Trainer(recipe, progress=False)
-    trainer.binder = Binder(recipe_from(toy_plugin, tmp_path).binder_config())
-    with pytest.warns(UserWarning, match="no gradient checkpointing support"):
-        trainer._apply_grad_checkpointing()
+    binder = Binder(recipe_from(toy_plugin, tmp_path).binder_config())
+    apply_grad_checkpointing(binder, recipe)
+    warnings = [r for r in mmbind_log.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "toy-b" in warnings[0].getMessage()
+    assert "no gradient checkpointing support" in warnings[0].getMessage()
 
 
 def test_frozen_tower_keeps_its_encoder_and_trains_its_head(toy_plugin, tmp_path):
@@ -183,24 +173,23 @@ def test_frozen_tower_keeps_its_encoder_and_trains_its_head(toy_plugin, tmp_path
     assert not any(p.requires_grad for p in binder.encoders["toy-b"].parameters())
 
 
-def test_data_wait_share_is_logged_and_workers_do_not_change_the_result(toy_plugin, tmp_path, capsys):
+def test_data_wait_share_is_logged_and_workers_do_not_change_the_result(toy_plugin, tmp_path, mmbind_log):
     weights, shares = {}, {}
     for workers in (0, 1):
         recipe = recipe_from(toy_plugin, tmp_path / f"w{workers}", epochs=2, num_workers=workers, steps_per_epoch=6)
-        Trainer(recipe, progress=True).fit()
+        Trainer(recipe, progress=False).fit()
         run = Path(recipe.output_dir)
         weights[workers] = load_file(run / "model" / "model.safetensors")
         records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         shares[workers] = [r["data_wait_share"] for r in records if r["stage"] == "bind_epoch"]
     assert all(len(s) == 2 and all(0.0 <= v < 1.0 for v in s) for s in shares.values())
-    assert "data wait" in capsys.readouterr().out
+    lines = [r.getMessage() for r in mmbind_log.records if r.name == "mmbind.training.metrics"]
+    assert sum(line.startswith("bind epoch 2/2: 6 steps in ") and "data wait" in line for line in lines) == 2
     for key in weights[0]:  # augmentation is seeded per batch, not per loading process
         torch.testing.assert_close(weights[1][key], weights[0][key], rtol=0, atol=0, msg=key)
 
 
 def test_inputs_of_towers_without_augmentation_are_transformed_once(toy_plugin, tmp_path):
-    from mmbind.training.trainer import BindDataset
-
     recipe = recipe_from(toy_plugin, tmp_path, tower={"augment": False})
     binder = Binder(recipe.binder_config())
     split = toy_plugin.toy_clusters(5).splits["train"]
@@ -209,12 +198,12 @@ def test_inputs_of_towers_without_augmentation_are_transformed_once(toy_plugin, 
         dataset = BindDataset(binder, split, with_anchor_input=True, augment_anchor=True, cache_bytes=cache_bytes)
         load = dataset.loaders["toy-b"]
         dataset.loaders["toy-b"] = lambda x, load=load: loads.append(1) or load(x)
-        items = [("toy-b", j, j, 123) for j in range(10)]
+        items = [PlanItem("toy-b", j, j, 123) for j in range(10)]
         first, again = dataset.__getitems__(items), dataset.__getitems__(items)
         assert len(loads) == expected  # with room in the cache, the second epoch loads nothing
-        assert all(torch.equal(a[1], b[1]) for a, b in zip(first, again))
-        assert not all(torch.equal(a[4], b[4]) for a, b in zip(first, dataset.__getitems__(
-            [(m, j, a, 124) for m, j, a, _ in items])))  # the augmented anchor changes with the seed
+        assert all(torch.equal(a.inputs, b.inputs) for a, b in zip(first, again))
+        assert not all(torch.equal(a.anchor_input, b.anchor_input) for a, b in zip(first, dataset.__getitems__(
+            [item._replace(seed=124) for item in items])))  # the augmented anchor changes with the seed
         loads.clear()
 
 
@@ -224,9 +213,9 @@ def test_precomputed_frozen_features_give_the_loss_of_the_full_tower(toy_plugin,
     tower = {"freeze_encoder": True, "augment": False}
     results = {}
     for cached in (True, False):  # anchor_cache = false also turns the precomputation off
-        trainer = ready_trainer(recipe_from(toy_plugin, tmp_path, tower=tower, anchor_cache=cached), dropout=False)
-        assert set(trainer.features) == ({"toy-b"} if cached else set())
-        results[cached] = trainer.forward_backward(first_batch(trainer))["toy-b"].item(), grads(trainer)
+        stage = ready_stage(recipe_from(toy_plugin, tmp_path, tower=tower, anchor_cache=cached), dropout=False)
+        assert set(stage.features) == ({"toy-b"} if cached else set())
+        results[cached] = stage.forward_backward(first_batch(stage))["toy-b"].item(), grads(stage)
     assert results[True][0] == pytest.approx(results[False][0], rel=1e-5)
     for key, want in results[False][1].items():
         torch.testing.assert_close(results[True][1][key], want, rtol=1e-4, atol=1e-6, msg=key)

@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
+
+if TYPE_CHECKING:
+    from mmbind.plugin.specs import Modality
+    from mmbind.store import EmbedItem
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20,
@@ -48,16 +52,20 @@ def _load_vectors(items: tuple[str, ...]) -> dict[str, Any]:
     return vectors
 
 
-def _expand_inputs(inputs: tuple[str, ...], modality: str) -> list[str]:
-    """Files, directories (walked, filtered by the modality's extensions if known) and @lists."""
-    extensions: tuple[str, ...] = ()
-    if modality != "text":
-        try:
-            from mmbind import get_modality
+def _modality(name: str) -> Modality:
+    from mmbind import get_modality
 
-            extensions = tuple(e.lower() for e in get_modality(modality).extensions)
-        except Exception:  # unknown to the registry: accept every file
-            extensions = ()
+    try:
+        return get_modality(name)
+    except KeyError as error:
+        raise click.BadParameter(str(error), param_hint="--modality") from None
+
+
+def _expand_inputs(inputs: tuple[str, ...], modality: str) -> list[str]:
+    """Content (strings the modality reads as content, e.g. text phrases), files, directories
+    (walked, filtered by the modality's extensions if it has any) and @lists."""
+    spec = _modality(modality)
+    extensions = tuple(e.lower() for e in spec.extensions)
     out: list[str] = []
     for item in inputs:
         if item.startswith("@"):
@@ -65,7 +73,7 @@ def _expand_inputs(inputs: tuple[str, ...], modality: str) -> list[str]:
             if not listing.is_file():
                 raise click.BadParameter(f"{listing}: list file not found", param_hint="INPUTS")
             out.extend(line.strip() for line in listing.read_text().splitlines() if line.strip())
-        elif modality == "text":
+        elif spec.input_file(item) is None:
             out.append(item)
         elif Path(item).is_dir():
             files = sorted(p for p in Path(item).rglob("*") if p.is_file())
@@ -77,8 +85,9 @@ def _expand_inputs(inputs: tuple[str, ...], modality: str) -> list[str]:
     return out
 
 
-def _dataset_items(name: str, split: str, modality: str) -> list[dict]:
+def _dataset_items(name: str, split: str, modality: str) -> list[EmbedItem]:
     from mmbind import load_dataset
+    from mmbind.store import dataset_items
 
     data = load_dataset(name)
     if split not in data.splits:
@@ -87,19 +96,7 @@ def _dataset_items(name: str, split: str, modality: str) -> list[dict]:
     if modality not in data.splits[split]:
         raise click.BadParameter(f"dataset {name!r} split {split!r} has modalities "
                                  f"{', '.join(data.splits[split])}, not {modality!r}", param_hint="--modality")
-    samples = data.splits[split][modality]
-    items = []
-    for i, x in enumerate(samples.inputs):
-        label = int(samples.labels[i])
-        meta = dict(samples.meta[i]) if samples.meta is not None else {}
-        if 0 <= label < len(data.class_names):
-            meta.setdefault("class_name", data.class_names[label])
-        if modality in data.simulated:
-            meta.setdefault("simulated", True)
-        is_path = isinstance(x, (str, Path)) and modality != "text"
-        items.append({"input": x, "id": None if is_path else f"{name}/{split}/{i}",
-                      "label": label if label >= 0 else None, "meta": meta})
-    return items
+    return dataset_items(data, split, modality, f"{name}/{split}")
 
 
 def _pick_collection(store: Any, collection: str | None) -> str:
@@ -127,7 +124,7 @@ def _run_search(store_path: str, expressions: list[str], collection: str | None,
                 top_k: int, index: str | None, memory_budget: str | None, vec: tuple[str, ...]) -> list[list[dict]]:
     from mmbind.search.expression import ArithEvalError, ArithSyntaxError
     from mmbind.search.faiss_index import StaleIndexError
-    from mmbind.store.store import EmbeddingStore, StoreError
+    from mmbind.store import EmbeddingStore, StoreError
 
     budget = parse_size(memory_budget) if memory_budget else None
     vectors = _load_vectors(vec)
@@ -155,105 +152,116 @@ _search_options = [
 ]
 
 
-def _with_search_options(function):
+def _with_search_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_search_options):
         function = option(function)
     return function
 
 
+@click.command()
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1)
+@click.option("--binder", "binder_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Binder directory written by save_pretrained (a run's checkpoint).")
+@click.option("--modality", "-m", required=True, help="Modality of the inputs (audio, image, text, ...).")
+@click.option("--collection", "-c", help="Collection name (default: the modality).")
+@click.option("--dataset", help="Embed a registered dataset's split instead of INPUTS.")
+@click.option("--split", default="test", show_default=True, help="Dataset split (with --dataset).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Inputs per batch; each batch is one crash-safe commit.")
+def embed(store: str, inputs: tuple[str, ...], binder_dir: str, modality: str, collection: str | None,
+          dataset: str | None, split: str, batch_size: int) -> None:
+    """Embed INPUTS (files, directories, @list.txt, or the content itself where the modality
+    takes strings, e.g. phrases) into STORE.
+
+    Inputs already in the collection (same content hash) are skipped before encoding, so
+    re-running after an interruption resumes where it stopped.
+    """
+    from mmbind.store import AddResult, EmbeddingStore, StoreError, embed_inputs
+
+    if dataset and inputs:
+        raise click.UsageError("give either INPUTS or --dataset, not both")
+    items = _dataset_items(dataset, split, modality) if dataset else _expand_inputs(inputs, modality)
+    if not items:
+        raise click.UsageError("nothing to embed: give INPUTS or --dataset")
+    binder = load_binder(binder_dir)
+    name = collection or modality
+
+    def progress(result: AddResult, count: int) -> None:
+        click.echo(f"committed {count} (+{result.added}, skipped {result.skipped})", err=True)
+
+    try:
+        with EmbeddingStore(store) as handle:
+            total = embed_inputs(handle, binder, name, items, modality=modality, batch_size=batch_size,
+                                 on_commit=progress)
+            count = handle.count(name)
+    except (StoreError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps({"collection": name, "added": total.added, "skipped": total.skipped, "count": count}))
+
+
+
+@click.command()
+@click.argument("store", type=click.Path(exists=True, dir_okay=False))
+@click.argument("queries", nargs=-1, required=True)
+@_with_search_options
+def search(store: str, queries: tuple[str, ...], collection: str | None, binder_dir: str | None, top_k: int,
+           index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
+    """Top-k entries for each QUERY: id:COLLECTION/ID, text:"...", MODALITY:FILE, vec:NAME
+    or any arithmetic expression (see `mmbind arith`)."""
+    results = _run_search(store, list(queries), collection, binder_dir, top_k, index, memory_budget, vec)
+    _print_results(results, as_json, list(queries))
+
+
+
+@click.command()
+@click.argument("store", type=click.Path(exists=True, dir_okay=False))
+@click.argument("expression")
+@_with_search_options
+def arith(store: str, expression: str, collection: str | None, binder_dir: str | None, top_k: int,
+          index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
+    """Search with a weighted sum of embeddings, e.g. '0.5*image:dog.png + 0.5*audio:rain.wav'.
+
+    Operands: MODALITY:PATH, text:"a phrase", id:COLLECTION/ID (or /#ROW), vec:NAME;
+    weights with * and /, + and -, unary minus, parentheses. Each operand is l2-normalised,
+    and so is the result. Grammar: docs/arithmetic.md.
+    """
+    from mmbind.search.expression import ArithSyntaxError, format_terms, linear_terms, parse
+
+    try:
+        terms = linear_terms(parse(expression))
+    except ArithSyntaxError as error:
+        raise click.ClickException(str(error)) from None
+    if not as_json:
+        click.echo(f"= {format_terms(terms)}", err=True)
+    results = _run_search(store, [expression], collection, binder_dir, top_k, index, memory_budget, vec)
+    _print_results(results, as_json, [expression])
+
+
+
+@click.command()
+@click.argument("store", type=click.Path(exists=True, dir_okay=False))
+@click.argument("collection")
+@click.option("--kind", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True)
+@click.option("--nlist", type=click.IntRange(min=1), help="IVF lists (default about 4*sqrt(N)).")
+@click.option("--hnsw-m", default=32, show_default=True, type=click.IntRange(min=2), help="HNSW links per node.")
+def index(store: str, collection: str, kind: str, nlist: int | None, hnsw_m: int) -> None:
+    """Build a FAISS index of COLLECTION beside STORE (needs faiss-cpu)."""
+    from mmbind.search.faiss_index import build_index, index_paths
+    from mmbind.store import EmbeddingStore, StoreError
+
+    try:
+        with EmbeddingStore(store, mode="r") as handle:
+            path = build_index(handle, collection, kind, nlist=nlist, hnsw_m=hnsw_m)
+            count = handle.count(collection)
+    except (StoreError, ImportError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps({"index": str(path), "sidecar": str(index_paths(store, collection)[1]),
+                           "kind": kind, "count": count}))
+
+
+
 def register(cli: click.Group) -> None:
-    @cli.command()
-    @click.argument("store", type=click.Path(dir_okay=False))
-    @click.argument("inputs", nargs=-1)
-    @click.option("--binder", "binder_dir", required=True, type=click.Path(exists=True, file_okay=False),
-                  help="Binder directory written by save_pretrained (a run's checkpoint).")
-    @click.option("--modality", "-m", required=True, help="Modality of the inputs (audio, image, text, ...).")
-    @click.option("--collection", "-c", help="Collection name (default: the modality).")
-    @click.option("--dataset", help="Embed a registered dataset's split instead of INPUTS.")
-    @click.option("--split", default="test", show_default=True, help="Dataset split (with --dataset).")
-    @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
-                  help="Inputs per batch; each batch is one crash-safe commit.")
-    def embed(store: str, inputs: tuple[str, ...], binder_dir: str, modality: str, collection: str | None,
-              dataset: str | None, split: str, batch_size: int) -> None:
-        """Embed INPUTS (files, directories, @list.txt, or phrases for text) into STORE.
-
-        Inputs already in the collection (same content hash) are skipped before encoding, so
-        re-running after an interruption resumes where it stopped.
-        """
-        from mmbind.store.store import EmbeddingStore, StoreError
-        from mmbind.store.ingest import embed_inputs
-
-        if dataset and inputs:
-            raise click.UsageError("give either INPUTS or --dataset, not both")
-        items = _dataset_items(dataset, split, modality) if dataset else _expand_inputs(inputs, modality)
-        if not items:
-            raise click.UsageError("nothing to embed: give INPUTS or --dataset")
-        binder = load_binder(binder_dir)
-        name = collection or modality
-
-        def progress(result, count):
-            click.echo(f"committed {count} (+{result.added}, skipped {result.skipped})", err=True)
-
-        try:
-            with EmbeddingStore(store) as handle:
-                total = embed_inputs(handle, binder, name, items, modality=modality, batch_size=batch_size,
-                                     on_commit=progress)
-                count = handle.count(name)
-        except (StoreError, FileNotFoundError) as error:
-            raise click.ClickException(str(error)) from None
-        click.echo(json.dumps({"collection": name, "added": total.added, "skipped": total.skipped, "count": count}))
-
-    @cli.command()
-    @click.argument("store", type=click.Path(exists=True, dir_okay=False))
-    @click.argument("queries", nargs=-1, required=True)
-    @_with_search_options
-    def search(store: str, queries: tuple[str, ...], collection: str | None, binder_dir: str | None, top_k: int,
-               index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
-        """Top-k entries for each QUERY: id:COLLECTION/ID, text:"...", MODALITY:FILE, vec:NAME
-        or any arithmetic expression (see `mmbind arith`)."""
-        results = _run_search(store, list(queries), collection, binder_dir, top_k, index, memory_budget, vec)
-        _print_results(results, as_json, list(queries))
-
-    @cli.command()
-    @click.argument("store", type=click.Path(exists=True, dir_okay=False))
-    @click.argument("expression")
-    @_with_search_options
-    def arith(store: str, expression: str, collection: str | None, binder_dir: str | None, top_k: int,
-              index: str, memory_budget: str | None, vec: tuple[str, ...], as_json: bool) -> None:
-        """Search with a weighted sum of embeddings, e.g. '0.5*image:dog.png + 0.5*audio:rain.wav'.
-
-        Operands: MODALITY:PATH, text:"a phrase", id:COLLECTION/ID (or /#ROW), vec:NAME;
-        weights with * and /, + and -, unary minus, parentheses. Each operand is l2-normalised,
-        and so is the result. Grammar: docs/arithmetic.md.
-        """
-        from mmbind.search.expression import ArithSyntaxError, format_terms, linear_terms, parse
-
-        try:
-            terms = linear_terms(parse(expression))
-        except ArithSyntaxError as error:
-            raise click.ClickException(str(error)) from None
-        if not as_json:
-            click.echo(f"= {format_terms(terms)}", err=True)
-        results = _run_search(store, [expression], collection, binder_dir, top_k, index, memory_budget, vec)
-        _print_results(results, as_json, [expression])
-
-    @cli.command()
-    @click.argument("store", type=click.Path(exists=True, dir_okay=False))
-    @click.argument("collection")
-    @click.option("--kind", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True)
-    @click.option("--nlist", type=click.IntRange(min=1), help="IVF lists (default about 4*sqrt(N)).")
-    @click.option("--hnsw-m", default=32, show_default=True, type=click.IntRange(min=2), help="HNSW links per node.")
-    def index(store: str, collection: str, kind: str, nlist: int | None, hnsw_m: int) -> None:
-        """Build a FAISS index of COLLECTION beside STORE (needs faiss-cpu)."""
-        from mmbind.search.faiss_index import build_index, index_paths
-        from mmbind.store.store import EmbeddingStore, StoreError
-
-        try:
-            with EmbeddingStore(store, mode="r") as handle:
-                path = build_index(handle, collection, kind, nlist=nlist, hnsw_m=hnsw_m)
-                count = handle.count(collection)
-        except (StoreError, ImportError, ValueError) as error:
-            raise click.ClickException(str(error)) from None
-        click.echo(json.dumps({"index": str(path), "sidecar": str(index_paths(store, collection)[1]),
-                               "kind": kind, "count": count}))
-
+    """Add ``embed``, ``search``, ``arith`` and ``index`` to the CLI."""
+    for command in (embed, search, arith, index):
+        cli.add_command(command)

@@ -113,7 +113,8 @@ def register(cli: click.Group) -> None:
 
         import mmbind
         from mmbind.binder import Binder
-        from mmbind.evaluation.run import evaluate_run, format_table
+        from mmbind.evaluation.results import format_table
+        from mmbind.evaluation.run import evaluate_run
 
         model, run, default_output = resolve_checkpoint(checkpoint)
         output = output or default_output
@@ -133,7 +134,7 @@ def register(cli: click.Group) -> None:
             recipe.eval.supervised_baselines = supervised
         dataset = mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
         try:
-            results = evaluate_run(binder, dataset, recipe, text_modality=text_modality, run_dir=output.parent)
+            results = evaluate_run(binder, dataset, recipe, prompt_tower=text_modality, run_dir=output.parent)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
         results["checkpoint"] = str(model)
@@ -164,7 +165,7 @@ def register(cli: click.Group) -> None:
     @click.argument("run_b")
     def compare(run_a: str, run_b: str) -> None:
         """Print every metric of two evaluated runs side by side with the difference (B - A, points)."""
-        from mmbind.evaluation.run import format_comparison
+        from mmbind.evaluation.results import format_comparison
 
         a, b = find_results(run_a), find_results(run_b)
         click.echo(f"A = {run_a}\nB = {run_b}")

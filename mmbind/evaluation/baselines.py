@@ -6,52 +6,37 @@ Per modality, two baselines trained on the train split's labels:
   ``mmbind.create_encoder`` with the same options (and the same initial weights, packaged
   pretrained ones included), plus a linear classifier, trained with cross-entropy for a few
   epochs on CPU with the tower's train-time augmentation.
-Both are capped at ``baseline_max_train`` training samples (class-balanced), and the encoder's
-training at ``supervised_max_seconds``, to stay cheap. Those knobs are read from the recipe's
-[eval] table when it has them, else the DEFAULTS below.
+Both are capped at ``[eval] baseline_max_train`` training samples (class-balanced), and the
+encoder's training at ``[eval] supervised_max_seconds``, to stay cheap.
 """
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 import mmbind
+from mmbind.evaluation.sampling import balanced_sample
+from mmbind.progress import progress
 
-DEFAULTS = {
-    "supervised_epochs": 5,
-    "supervised_batch_size": 64,
-    "supervised_lr": 1e-3,
-    "baseline_max_train": 2000,
-    "supervised_max_seconds": 300.0,
-}
+if TYPE_CHECKING:
+    from mmbind.binder import Binder
+    from mmbind.plugin.specs import BindingData
+    from mmbind.recipe import EvalConfig
 
+log = logging.getLogger(__name__)
 
-def _option(cfg: Any, name: str) -> Any:
-    return getattr(cfg, name, DEFAULTS[name]) if cfg is not None else DEFAULTS[name]
-
-
-def encoder_features(binder, inputs: Sequence[Any], modality: str, batch_size: int = 64) -> np.ndarray:
-    """The modality encoder's output (before the projection head), eval mode, no gradients."""
-    import torch
-
-    from mmbind.binder import to_device
-
-    device = next(binder.parameters()).device
-    encoder = binder.encoders[modality]
-    was_training = encoder.training
-    encoder.eval()
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(inputs), batch_size):
-            batch = to_device(binder.prepare(inputs[start:start + batch_size], modality), device)
-            chunks.append(encoder(batch).float().cpu())
-    encoder.train(was_training)
-    return torch.cat(chunks).numpy()
+# A packaged pretrained encoder is fine-tuned at a tenth of the new classifier's learning rate,
+# so that the first steps (driven by a random classifier) do not erase what it learned.
+PRETRAINED_LR_FACTOR = 0.1
+# Light regularisation, as for the anchor's pretraining: the baselines train only a few epochs.
+WEIGHT_DECAY = 1e-4
+PREDICT_BATCH = 128
 
 
-def fit_linear_probe(features: np.ndarray, labels: Sequence[int], seed: int = 0):
+def fit_linear_probe(features: np.ndarray, labels: Sequence[int], seed: int = 0) -> Any:
     """Standardise, then multinomial logistic regression (sklearn); returns the fitted pipeline."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -80,7 +65,7 @@ class _Classifier:
         return Classifier()
 
 
-def train_supervised_encoder(binder, modality: str, inputs: Sequence[Any], labels: Sequence[int],
+def train_supervised_encoder(binder: "Binder", modality: str, inputs: Sequence[Any], labels: Sequence[int],
                              n_classes: int, epochs: int = 5, batch_size: int = 64, lr: float = 1e-3,
                              seed: int = 0, max_seconds: float | None = None) -> tuple[Any, dict[str, Any]]:
     """A fresh encoder of the tower's architecture + a linear classifier, trained with cross-entropy.
@@ -101,36 +86,39 @@ def train_supervised_encoder(binder, modality: str, inputs: Sequence[Any], label
     model = _Classifier.build(encoder, n_classes)
     device = next(binder.parameters()).device
     model.to(device)
-    encoder_lr = lr * 0.1 if mmbind.get_encoder(tower.encoder).pretrained else lr
+    encoder_lr = lr * PRETRAINED_LR_FACTOR if mmbind.get_encoder(tower.encoder).pretrained else lr
     optimizer = torch.optim.AdamW([
         {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": encoder_lr},
-        {"params": model.linear.parameters(), "lr": lr}], weight_decay=1e-4)
+        {"params": model.linear.parameters(), "lr": lr}], weight_decay=WEIGHT_DECAY)
     load = mmbind.get_modality(modality).load
     transform = binder.transform(modality, train=True)  # the tower's own augmentation and sizes
     targets = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
+    def batches():  # the sample order of every epoch, drawn when the epoch starts
+        for _ in range(epochs):
+            order = torch.randperm(len(inputs), generator=generator).tolist()
+            for begin in range(0, len(order), batch_size):
+                yield order[begin:begin + batch_size]
+
     started, steps, stopped = time.perf_counter(), 0, False
     model.train()
-    for _ in range(epochs):
-        if stopped:
+    for index in progress(batches(), total=epochs * -(-len(inputs) // batch_size),
+                          desc=f"supervised {modality}", unit="step"):
+        batch = binder.collate(modality, [transform(load(inputs[i])) for i in index])
+        loss = F.cross_entropy(model(to_device(batch, device)), targets[index].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            stopped = True
             break
-        order = torch.randperm(len(inputs), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
-            batch = binder.collate(modality, [transform(load(inputs[i])) for i in index])
-            loss = F.cross_entropy(model(to_device(batch, device)), targets[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            steps += 1
-            if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                stopped = True
-                break
     model.eval()
     return model, {"steps": steps, "time_limited": stopped}
 
 
-def predict(model, binder, modality: str, inputs: Sequence[Any], batch_size: int = 128) -> np.ndarray:
+def predict(model: Any, binder: "Binder", modality: str, inputs: Sequence[Any],
+            batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """Class predictions of a supervised model on raw inputs (eval transform)."""
     import torch
 
@@ -145,21 +133,19 @@ def predict(model, binder, modality: str, inputs: Sequence[Any], batch_size: int
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
-def supervised_baselines(binder, data, present: dict[str, list[str]],
-                         features: dict[tuple[str, str], np.ndarray], seed: int = 0,
-                         cfg: Any = None) -> dict[str, Any]:
+def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[str, list[str]],
+                         features: dict[tuple[str, str], np.ndarray], cfg: "EvalConfig",
+                         seed: int = 0) -> dict[str, Any]:
     """Predictions of both baselines on every evaluated (split, modality).
 
     ``present`` maps each evaluated split to its modalities; ``features`` holds the encoder
     features of those samples (computed once by evaluate_run). Returns
     {"linear_probe": {(split, m): predictions}, "supervised": {...}, "info": {m: {...}}}.
     """
-    from mmbind.evaluation.run import _sample_index
-
     out: dict[str, Any] = {"linear_probe": {}, "supervised": {}, "info": {}}
     train = data.splits.get("train", {})
     n_classes = len(data.class_names)
-    limit = int(_option(cfg, "baseline_max_train"))
+    limit = cfg.baseline_max_train
     modalities = list(dict.fromkeys(m for ms in present.values() for m in ms))
     for m in modalities:
         if m not in train or len(train[m]) == 0:
@@ -167,14 +153,15 @@ def supervised_baselines(binder, data, present: dict[str, list[str]],
             continue
         labels = np.asarray(train[m].labels)
         known = np.flatnonzero(labels >= 0)
-        pick = known[_sample_index(labels[known], limit, seed)]
+        pick = known[balanced_sample(labels[known], limit, seed)]
         if len(np.unique(labels[pick])) < 2:
             out["info"][m] = {"skipped": "fewer than two classes in the training labels"}
             continue
         inputs = [train[m].inputs[i] for i in pick]
         info: dict[str, Any] = {"train_samples": int(len(pick))}
         started = time.perf_counter()
-        probe = fit_linear_probe(encoder_features(binder, inputs, m), labels[pick], seed)
+        log.info("baselines for %s: linear probe on %d samples", m, len(pick))
+        probe = fit_linear_probe(binder.encode(inputs, m, batch_size=64, output_value="features"), labels[pick], seed)
         info["probe_seconds"] = round(time.perf_counter() - started, 1)
         for split, ms in present.items():
             if m in ms and (split, m) in features:
@@ -185,11 +172,10 @@ def supervised_baselines(binder, data, present: dict[str, list[str]],
             info["supervised_skipped"] = "encoder frozen in the binder: the linear probe is its bound"
         else:
             started = time.perf_counter()
-            epochs = int(_option(cfg, "supervised_epochs"))
+            epochs = cfg.supervised_epochs
             model, run = train_supervised_encoder(
-                binder, m, inputs, labels[pick], n_classes, epochs=epochs,
-                batch_size=int(_option(cfg, "supervised_batch_size")), lr=float(_option(cfg, "supervised_lr")),
-                seed=seed, max_seconds=float(_option(cfg, "supervised_max_seconds")))
+                binder, m, inputs, labels[pick], n_classes, epochs=epochs, batch_size=cfg.supervised_batch_size,
+                lr=cfg.supervised_lr, seed=seed, max_seconds=cfg.supervised_max_seconds)
             info.update(run)
             for split, ms in present.items():
                 if m in ms:

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from mmbind.evaluation.run import SAMPLE_NAME, modality_label, r1_matrix
+from mmbind.evaluation.results import modality_label, percent, r1_matrix
+from mmbind.evaluation.run import SAMPLE_NAME
+from mmbind.evaluation.sampling import balanced_sample
 
 REPORT_DIR = "report"
 FIGURES = {"loss": "loss.png", "space": "joint_space.png", "retrieval": "retrieval_r1.png",
@@ -34,12 +36,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _pct(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{100 * value:.{digits}f}%"
 
 
 # --- reading the run folder ---------------------------------------------------------------------
@@ -72,36 +68,24 @@ def _label_index(label: str | None, class_names: list[str]) -> int:
     return int(label) if label.lstrip("-").isdigit() and int(label) < len(class_names) else -1
 
 
-def _store_strings(group, column: str, n: int) -> list[str]:
-    ends = group[f"{column}_end"][:n]
-    blob = group[f"{column}_bytes"][:int(ends[-1]) if n else 0].tobytes()
-    starts = np.concatenate([[0], ends[:-1]]).astype(int)
-    return [blob[a:b].decode("utf-8") for a, b in zip(starts, ends)]
-
-
 def read_store(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
-    """Per modality: (unit vectors, class index or -1) of the committed rows of every collection.
-
-    Plain h5py, following docs/store.md (``/collections/<name>``, rows < ``committed``, strings
-    as bytes + end offsets); None if the file is missing or not in that layout.
-    """
+    """Per modality: (unit vectors, class index or -1) of the committed rows of every collection;
+    None if the file is missing or not an embedding store (docs/store.md)."""
     if not path.is_file():
         return None
-    import h5py
+    from mmbind.store import EmbeddingStore
 
     out: dict[str, tuple[list, list]] = {}
     try:
-        # swmr=True also opens a store whose writer was killed (see docs/store.md)
-        with h5py.File(path, "r", libver="latest", swmr=True) as handle:
-            for name, group in handle["collections"].items():
-                emb = group["embeddings"]
-                n = int(emb.attrs["committed"])
-                if n == 0:
+        # a reader also opens a store whose writer was killed (see docs/store.md)
+        with EmbeddingStore(path, mode="r") as store:
+            for name in store.collections():
+                info = store.info(name)
+                if info.count == 0:
                     continue
-                modality = str(group.attrs.get("modality", name))
-                labels = _store_strings(group, "labels", n)
-                vectors, index = out.setdefault(modality, ([], []))
-                vectors.append(np.asarray(emb[:n], dtype=np.float32))
+                labels = [entry["label"] for entry in store.entries(name, None)]
+                vectors, index = out.setdefault(info.modality, ([], []))
+                vectors.append(store.vectors(name))
                 index.append(np.array([_label_index(label, class_names) for label in labels], dtype=np.int64))
     except (OSError, KeyError, ValueError) as error:
         warnings.warn(f"{path}: cannot read the embedding store ({error}); using {SAMPLE_NAME} instead")
@@ -112,8 +96,6 @@ def read_store(path: Path, class_names: list[str]) -> dict[str, tuple[np.ndarray
 def joint_space_sample(run_dir: Path, results: dict, per_modality: int = 200, seed: int = 0) -> dict[str, Any]:
     """Points for the joint-space picture: the store's vectors (else the npz sample) of the eval
     split, plus the npz sample's points of extra splits, shown as "<modality> (<split>)"."""
-    from mmbind.evaluation.run import _sample_index
-
     class_names = list(results.get("class_names", []))
     groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     source = "embeddings.h5"
@@ -140,7 +122,7 @@ def joint_space_sample(run_dir: Path, results: dict, per_modality: int = 200, se
                 groups[label] = (sample["embeddings"][pick], sample["labels"][pick])
     names, vectors, labels = [], [], []
     for name, (v, y) in groups.items():
-        index = _sample_index(y, per_modality, seed)
+        index = balanced_sample(y, per_modality, seed)
         names += [name] * len(index)
         vectors.append(v[index])
         labels.append(y[index])
@@ -329,7 +311,7 @@ def plot_confusions(results: dict, path: Path) -> Path | None:
         ax.set_xticks(ticks, class_names, fontsize=7, rotation=90 if max(map(len, class_names or [""])) > 2 else 0)
         ax.set_yticks(ticks, class_names, fontsize=7)
         split = "" if row["split"] == results.get("split") else f" [{row['split']}]"
-        ax.set_title(f"{modality_label(row['modality'], results)}{split}\nzero-shot {_pct(row.get('zero_shot'))}",
+        ax.set_title(f"{modality_label(row['modality'], results)}{split}\nzero-shot {percent(row.get('zero_shot'))}",
                      fontsize=10)
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("true", fontsize=8)
@@ -380,10 +362,10 @@ def render_markdown(run_dir: Path, results: dict, records: list[dict], figures: 
             "zero-shot of bound", "chance"]
     rows = []
     for row in results.get("rows", []):
-        r1 = "(anchor)" if row["modality"] == anchor and row["split"] == main else _pct(row.get("R@1_to_anchor"))
+        r1 = "(anchor)" if row["modality"] == anchor and row["split"] == main else percent(row.get("R@1_to_anchor"))
         rows.append([row["split"], modality_label(row["modality"], results), str(row["n"]),
-                     _pct(row.get("zero_shot")), r1, _pct(row.get("linear_probe")), _pct(row.get("supervised")),
-                     _pct(row.get("zero_shot_of_bound"), 0), _pct(row.get("chance"))])
+                     percent(row.get("zero_shot")), r1, percent(row.get("linear_probe")), percent(row.get("supervised")),
+                     percent(row.get("zero_shot_of_bound"), 0), percent(row.get("chance"))])
     out += _table(head, rows)
 
     grouped = [row for row in results.get("rows", []) if row.get("groups")]
@@ -396,8 +378,8 @@ def render_markdown(run_dir: Path, results: dict, records: list[dict], figures: 
             table = []
             for field, values in row["groups"].items():
                 for value, scores in values.items():
-                    table.append([field, value, str(scores["n"]), _pct(scores.get("zero_shot")),
-                                  _pct(scores.get("linear_probe")), _pct(scores.get("supervised"))])
+                    table.append([field, value, str(scores["n"]), percent(scores.get("zero_shot")),
+                                  percent(scores.get("linear_probe")), percent(scores.get("supervised"))])
             out += _table(["group", "value", "n", "zero-shot", "linear probe", "supervised"], table) + [""]
 
     out += ["", "## Retrieval between every pair of modalities", ""]
@@ -412,7 +394,7 @@ def render_markdown(run_dir: Path, results: dict, records: list[dict], figures: 
     for r in sorted(results.get("retrieval", []), key=lambda r: (r["split"] != main, r["kind"], r["query"], r["gallery"])):
         query = modality_label(r["query"], results) + ("" if r["split"] == main else f" [{r['split']}]")
         table.append([f"{query} → {modality_label(r['gallery'], results)}", r["kind"],
-                      *[_pct(r.get(f"R@{k}")) for k in ks], _pct(r.get("chance_R@1")), str(r.get("n_queries", "-"))])
+                      *[percent(r.get(f"R@{k}")) for k in ks], percent(r.get("chance_R@1")), str(r.get("n_queries", "-"))])
     out += _table(["query → gallery", "kind", *[f"R@{k}" for k in ks], "chance R@1", "queries"], table)
 
     out += ["", "## Training", ""]

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
     from mmbind.plugin.specs import DatasetSpec, EncoderSpec, LossSpec, Modality
 
+# The version of this contract. A plugin module declares the version it was written for as
+# ``PLUGIN_API = 1``; one that declares another is skipped at load with a message, since it
+# would fail in ways its author never saw. Bumped only on incompatible changes.
+PLUGIN_API = 1
+
 hookspec = HookspecMarker("mmbind")
 hookimpl = HookimplMarker("mmbind")
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pluggy
 
 from mmbind.plugin import hookspecs
+from mmbind.plugin.hookspecs import PLUGIN_API
 from mmbind.plugin.registry import Registry, RegistryError
 
 pm = pluggy.PluginManager("mmbind")
@@ -55,7 +56,25 @@ def load_plugins() -> None:
     for ep in importlib.metadata.entry_points(group="mmbind"):
         if pm.has_plugin(ep.name):
             continue
-        call_plugin(ep.name, lambda ep=ep: pm.register(ep.load(), name=ep.name))
+        call_plugin(ep.name, _register_entry_point, ep)
+
+
+def _register_entry_point(ep: importlib.metadata.EntryPoint) -> None:
+    module = ep.load()
+    check_api(ep.name, module)
+    pm.register(module, name=ep.name)
+
+
+class PluginAPIError(RuntimeError):
+    """A plugin written for another version of the plugin contract."""
+
+
+def check_api(name: str, module: Any) -> None:
+    """Refuse a plugin module that declares a PLUGIN_API other than this mmbind's."""
+    declared = getattr(module, "PLUGIN_API", None)
+    if declared is not None and declared != PLUGIN_API:
+        raise PluginAPIError(f"it needs mmbind plugin API {declared!r}, and this mmbind provides {PLUGIN_API}: "
+                             f"install a version of the plugin made for API {PLUGIN_API}, or an mmbind with API {declared!r}")
 
 
 def registries() -> dict[str, Registry]:
@@ -101,6 +120,7 @@ def plugin_info() -> list[dict]:
             "name": name,
             "distribution": dist.metadata["Name"] if dist else None,
             "version": dist.version if dist else None,
+            "plugin_api": getattr(plugin, "PLUGIN_API", None),
             "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
         })
     return info

@@ -5,10 +5,14 @@ import difflib
 import fnmatch
 from typing import Generic, Iterator, TypeVar
 
+from mmbind.errors import UserError
+
 T = TypeVar("T")
 
 
-class RegistryError(KeyError):
+class RegistryError(UserError, KeyError):
+    """An unknown name (with close matches) or a name registered twice."""
+
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0])
 

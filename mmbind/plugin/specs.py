@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from mmbind.errors import InputError
 
-class InputError(ValueError):
-    """A raw input that cannot be used; the message names the file (or value) and what was expected."""
+__all__ = ["InputError", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "ModalitySamples", "BindingData",
+           "file_input"]
 
 
 def file_input(x: Any) -> Path | None:

@@ -1,4 +1,12 @@
-"""Search: exact top-k over arrays and store collections, the arithmetic query language, FAISS."""
-from mmbind.search.topk import semantic_search, search_collection
+"""Search: exact top-k (``topk``), streamed over store collections (``streamed``), query
+resolution and the store's search (``query``), the arithmetic language (``expression``), and
+optional FAISS indexes (``faiss_index``)."""
+from mmbind.search.expression import evaluate_expression
+from mmbind.search.query import QueryResolver, search_entries
+from mmbind.search.streamed import search_collection
+from mmbind.search.topk import TopK, knn_recall, semantic_search, topk, topk_blocks
 
-__all__ = ["semantic_search", "search_collection"]
+__all__ = [
+    "topk", "TopK", "topk_blocks", "semantic_search", "knn_recall", "search_collection", "QueryResolver",
+    "search_entries", "evaluate_expression",
+]

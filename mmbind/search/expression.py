@@ -17,7 +17,8 @@ from typing import Any, Callable, Union
 import numpy as np
 
 MAX_DEPTH = 64  # nesting limit: deep input must give ArithSyntaxError, never RecursionError
-MAX_LENGTH = 10_000
+MAX_LENGTH = 10_000  # characters; far beyond any real query, and it bounds the parser's work
+_SHOWN_OF_TOO_LONG = 80  # characters of an over-long expression its error message shows
 OPERAND_HELP = 'an operand (modality:path, text:"a phrase", id:collection/row, vec:name)'
 
 _NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -73,12 +74,42 @@ def _read_quoted(expr: str, i: int) -> tuple[str, int]:
     raise ArithSyntaxError(expr, i, f"unterminated string: expected a closing {quote}")
 
 
+def _operand(expr: str, name: re.Match, tokens: list[Token]) -> Token:
+    """The operand that starts with ``name`` (``name:value``); ``tokens`` are those before it,
+    for the hint of an error."""
+    i = name.start()
+    j = name.end()
+    if j >= len(expr) or expr[j] != ":":
+        hint = ""
+        if tokens and tokens[-1].kind == "operand" and tokens[-1].pos + len(tokens[-1].text) == i - 1:
+            hint = f"; a value with spaces needs quotes, e.g. {tokens[-1].value[0]}:\"... {name.group()}\""
+        else:  # a bare file path, e.g. /data/7.wav or 7.wav
+            start = tokens[-1].pos if tokens and tokens[-1].text == "/" and tokens[-1].pos == i - 1 else i
+            path = expr[start:].split()[0]
+            if "/" in path or "." in path:
+                hint = f"; a file needs its modality in front, e.g. audio:{path}"
+        raise ArithSyntaxError(expr, j, f"expected ':' after {name.group()!r} "
+                                        f"({OPERAND_HELP}){hint}")
+    j += 1
+    if j < len(expr) and expr[j] in "\"'":
+        ref, end = _read_quoted(expr, j)
+    else:
+        end = j
+        while end < len(expr) and expr[end] not in _BARE_STOP:
+            end += 1
+        ref = expr[j:end]
+    if not ref:
+        raise ArithSyntaxError(expr, j, f"expected a path, name or quoted string after "
+                                        f"'{name.group()}:'")
+    return Token("operand", expr[i:end], i, (name.group(), ref))
+
+
 def tokenize(expr: str) -> list[Token]:
     """Split an expression into numbers, operands, operators and parentheses."""
     if not isinstance(expr, str):
         raise TypeError(f"expression must be a str, got {type(expr).__name__}")
     if len(expr) > MAX_LENGTH:
-        raise ArithSyntaxError(expr[:80], 0, f"expression too long ({len(expr)} characters; at most {MAX_LENGTH})")
+        raise ArithSyntaxError(expr[:_SHOWN_OF_TOO_LONG], 0, f"expression too long ({len(expr)} characters; at most {MAX_LENGTH})")
     tokens: list[Token] = []
     i = 0
     while i < len(expr):
@@ -101,31 +132,8 @@ def tokenize(expr: str) -> list[Token]:
             continue
         name = _NAME.match(expr, i)
         if name:
-            j = name.end()
-            if j >= len(expr) or expr[j] != ":":
-                hint = ""
-                if tokens and tokens[-1].kind == "operand" and tokens[-1].pos + len(tokens[-1].text) == i - 1:
-                    hint = f"; a value with spaces needs quotes, e.g. {tokens[-1].value[0]}:\"... {name.group()}\""
-                else:  # a bare file path, e.g. /data/7.wav or 7.wav
-                    start = tokens[-1].pos if tokens and tokens[-1].text == "/" and tokens[-1].pos == i - 1 else i
-                    path = expr[start:].split()[0]
-                    if "/" in path or "." in path:
-                        hint = f"; a file needs its modality in front, e.g. audio:{path}"
-                raise ArithSyntaxError(expr, j, f"expected ':' after {name.group()!r} "
-                                                f"({OPERAND_HELP}){hint}")
-            j += 1
-            if j < len(expr) and expr[j] in "\"'":
-                ref, end = _read_quoted(expr, j)
-            else:
-                end = j
-                while end < len(expr) and expr[end] not in _BARE_STOP:
-                    end += 1
-                ref = expr[j:end]
-            if not ref:
-                raise ArithSyntaxError(expr, j, f"expected a path, name or quoted string after "
-                                                f"'{name.group()}:'")
-            tokens.append(Token("operand", expr[i:end], i, (name.group(), ref)))
-            i = end
+            tokens.append(_operand(expr, name, tokens))
+            i = tokens[-1].pos + len(tokens[-1].text)
             continue
         if ch in "\"'":
             raise ArithSyntaxError(expr, i, f"a quoted string must follow a modality, e.g. text:{ch}...{ch}")
@@ -205,11 +213,17 @@ class _Parser:
             raise ArithSyntaxError(self.expr, 0, f"the expression is a number: expected it to contain {OPERAND_HELP}")
         return node
 
+    def take(self, operators: str) -> Token | None:
+        """The current token if it is one of ``operators`` (then the parser steps past it)."""
+        token = self.tok
+        if token.kind == "op" and token.text in operators:
+            self.i += 1
+            return token
+        return None
+
     def expression(self) -> Node:
         node = self.term()
-        while self.tok.kind == "op" and self.tok.text in "+-":
-            op_token = self.tok
-            self.i += 1
+        while (op_token := self.take("+-")) is not None:
             right = self.term()
             if _is_vector(node) != _is_vector(right):
                 raise self.error(op_token, f"cannot {'add' if op_token.text == '+' else 'subtract'} a number "
@@ -223,9 +237,7 @@ class _Parser:
 
     def term(self) -> Node:
         node = self.unary()
-        while self.tok.kind == "op" and self.tok.text in "*/":
-            op_token = self.tok
-            self.i += 1
+        while (op_token := self.take("*/")) is not None:
             right = self.unary()
             if op_token.text == "*":
                 if _is_vector(node) and _is_vector(right):
@@ -337,7 +349,7 @@ def format_terms(terms: list[tuple[float, Operand]]) -> str:
 Resolver = Callable[[str, str], Any]
 
 
-def evaluate(expression: str | Node, resolve: Resolver, normalize: bool = True) -> np.ndarray:
+def evaluate_expression(expression: str | Node, resolve: Resolver, normalize: bool = True) -> np.ndarray:
     """Evaluate an expression: ``resolve(kind, ref) -> vector`` for each operand (e.g.
     ``resolve("audio", "rain.wav")``); each operand is l2-normalised before weighting and the
     result is normalised again (unless ``normalize=False``). Returns float32 (D,)."""
@@ -375,5 +387,5 @@ def evaluate(expression: str | Node, resolve: Resolver, normalize: bool = True) 
 
 __all__ = [
     "ArithSyntaxError", "ArithEvalError", "caret", "Token", "Number", "Operand", "Scale", "BinOp", "Node",
-    "tokenize", "parse", "linear_terms", "format_terms", "evaluate",
+    "tokenize", "parse", "linear_terms", "format_terms", "evaluate_expression",
 ]

@@ -13,12 +13,20 @@ import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from mmbind.search.source import VectorStore
+
 KINDS = ("flat", "ivf", "hnsw")
-_BUILD_CHUNK_ROWS = 65536
+_BUILD_CHUNK_ROWS = 65536  # vectors read per step while adding to the index: bounded memory
+_MIN_POINTS_PER_LIST = 39  # FAISS warns when k-means gets fewer training points per centroid
+_TRAIN_POINTS_PER_LIST = 256  # FAISS's max_points_per_centroid: more training points are subsampled away
+_MIN_TRAIN_POINTS = 10_000  # few lists still train on a fair sample of the collection
+_NPROBE_SHARE = 8  # an IVF search probes 1/8 of the lists unless told otherwise
+_DEFAULT_EF_SEARCH = 64  # HNSW candidate list size unless told otherwise (at least top_k)
 
 
 class StaleIndexError(RuntimeError):
@@ -46,7 +54,7 @@ def _sample_rows(n: int, size: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, num=min(n, size)).astype(np.int64))
 
 
-def build_index(store: Any, collection: str, kind: str = "flat", *, nlist: int | None = None,
+def build_index(store: VectorStore, collection: str, kind: str = "flat", *, nlist: int | None = None,
                 hnsw_m: int = 32, ef_construction: int = 80, train_size: int | None = None) -> Path:
     """Build a FAISS inner-product index of ``collection``, streamed in chunks, and save it with
     its sidecar; returns the index path. ``ivf``: IndexIVFFlat with ``nlist`` lists (default
@@ -67,12 +75,12 @@ def build_index(store: Any, collection: str, kind: str = "flat", *, nlist: int |
         params.update(hnsw_m=hnsw_m, ef_construction=ef_construction)
     else:
         if nlist is None:
-            nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))  # FAISS wants >= 39 points per list
+            nlist = max(1, min(int(4 * math.sqrt(n)), n // _MIN_POINTS_PER_LIST))
         if not 1 <= nlist <= n:
             raise ValueError(f"nlist must be between 1 and the collection size {n}, got {nlist}")
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = store.vectors(collection, _sample_rows(n, train_size or max(256 * nlist, 10_000)))
+        sample = store.vectors(collection, _sample_rows(n, train_size or max(_TRAIN_POINTS_PER_LIST * nlist, _MIN_TRAIN_POINTS)))
         index.train(np.ascontiguousarray(sample))
         params.update(nlist=nlist)
     for _, block in store.iter_vectors(collection, _BUILD_CHUNK_ROWS, stop=n):
@@ -92,7 +100,7 @@ def build_index(store: Any, collection: str, kind: str = "flat", *, nlist: int |
     return path
 
 
-def index_info(store: Any, collection: str) -> dict[str, Any]:
+def index_info(store: VectorStore, collection: str) -> dict[str, Any]:
     """The sidecar of a collection's index; raises FileNotFoundError if there is none."""
     path, sidecar = index_paths(store.path, collection)
     if not path.is_file() or not sidecar.is_file():
@@ -104,7 +112,7 @@ def index_info(store: Any, collection: str) -> dict[str, Any]:
         raise ValueError(f"{sidecar}: not valid JSON ({error})") from error
 
 
-def check_fresh(store: Any, collection: str, meta: dict[str, Any]) -> None:
+def check_fresh(store: VectorStore, collection: str, meta: dict[str, Any]) -> None:
     """Raise StaleIndexError unless the sidecar matches the collection's current state."""
     info = store.info(collection)
     problems = []
@@ -119,7 +127,7 @@ def check_fresh(store: Any, collection: str, meta: dict[str, Any]) -> None:
                               f"{'; '.join(problems)}; rebuild it with `mmbind index`")
 
 
-def load_index(store: Any, collection: str) -> tuple[Any, dict[str, Any]]:
+def load_index(store: VectorStore, collection: str) -> tuple[Any, dict[str, Any]]:
     """(faiss index, sidecar dict) after checking the index is not stale."""
     faiss = _faiss()
     meta = index_info(store, collection)
@@ -128,14 +136,14 @@ def load_index(store: Any, collection: str) -> tuple[Any, dict[str, Any]]:
     return faiss.read_index(str(path)), meta
 
 
-def search_index(store: Any, queries: np.ndarray, collection: str, top_k: int = 10, *,
+def search_index(store: VectorStore, queries: np.ndarray, collection: str, top_k: int = 10, *,
                  nprobe: int | None = None, ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows), each (Q, k), from the saved index; ``queries`` are unit rows."""
     index, meta = load_index(store, collection)
     if meta["kind"] == "ivf":
-        index.nprobe = nprobe or max(1, int(meta["params"]["nlist"]) // 8)
+        index.nprobe = nprobe or max(1, int(meta["params"]["nlist"]) // _NPROBE_SHARE)
     elif meta["kind"] == "hnsw":
-        index.hnsw.efSearch = max(ef_search or 64, top_k)
+        index.hnsw.efSearch = max(ef_search or _DEFAULT_EF_SEARCH, top_k)
     k = min(top_k, int(meta["count"]))
     scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     return scores, rows.astype(np.int64)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_M = 0xFFFFFFFF
+_M = 0xFFFFFFFF  # lookup3 computes in 32-bit unsigned words
 
 
 def _rot(x: int, k: int) -> int:
@@ -69,7 +70,7 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     return _final(a, b, c)
 
 
-def _find_superblock(fh) -> int:
+def _find_superblock(fh: BinaryIO) -> int:
     # The superblock sits at 0 or after a user block of 512, 1024, 2048, ... bytes.
     size = os.fstat(fh.fileno()).st_size
     offset = 0
@@ -79,18 +80,6 @@ def _find_superblock(fh) -> int:
             return offset
         offset = 512 if offset == 0 else offset * 2
     raise ValueError(f"{fh.name}: no HDF5 superblock found (expected an HDF5 file)")
-
-
-def status_flags(path: str | Path) -> int:
-    """The superblock's file consistency flags (0 for a cleanly closed file)."""
-    with open(path, "rb") as fh:
-        base = _find_superblock(fh)
-        fh.seek(base + 8)
-        version = fh.read(1)[0]
-        if version < 2:
-            return 0
-        fh.seek(base + 11)
-        return fh.read(1)[0]
 
 
 def clear_status_flags(path: str | Path) -> bool:

@@ -19,16 +19,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import h5py
 import numpy as np
 
 from mmbind import distributed as dist
+from mmbind.store.codec import join_column
+from mmbind.store.errors import StoreError
+from mmbind.store.ingest import embed_inputs
+from mmbind.store.schema import LIBVER, STORE_FORMAT, STRING_COLUMNS, committed_count, init_store
+from mmbind.store.store import AddResult, EmbeddingStore
+
+if TYPE_CHECKING:
+    from mmbind.binder import Binder
 
 JOINED_ATTR = "joined_shards"  # root attribute of a joined store: the shard files, relative
 
 
 def shard_dir(store: str | Path) -> Path:
+    """The folder of ``store``'s shard files."""
     store = Path(store)
     return store.with_name(store.name + ".shards")
 
@@ -45,8 +55,6 @@ def shard_range(n: int, rank: int, world: int) -> tuple[int, int]:
 
 def is_joined(store: str | Path) -> bool:
     """True if ``store`` is a joined (virtual) store made by join_shards."""
-    import h5py
-
     try:
         with h5py.File(store, "r") as f:
             return JOINED_ATTR in f.attrs
@@ -61,10 +69,6 @@ def join_shards(store: str | Path, shards: Sequence[str | Path]) -> Path:
     committed rows of each shard are joined. The file is written beside ``store`` and renamed
     over it, so readers never see a half-made join.
     """
-    import h5py
-
-    from mmbind.store.store import HASH_LENGTH, LIBVER, SCHEMA_VERSION, STORE_FORMAT, STRING_COLUMNS, StoreError
-
     store = Path(store)
     shards = [Path(s) for s in shards]
     missing = [str(s) for s in shards if not s.is_file()]
@@ -78,13 +82,13 @@ def join_shards(store: str | Path, shards: Sequence[str | Path]) -> Path:
         names = sorted({name for f in handles for name in f["collections"]})
         tmp = store.with_name(f"{store.name}.join-{os.getpid()}")
         with h5py.File(tmp, "w", libver=LIBVER) as out:
-            out.attrs["format"] = STORE_FORMAT
-            out.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
+            init_store(out)
             out.attrs["created"] = handles[0].attrs["created"]
             out.attrs[JOINED_ATTR] = [os.path.relpath(s, store.parent) for s in shards]
-            root = out.create_group("collections")
             for name in names:
-                _join_collection(root, name, shards, handles, store.parent, HASH_LENGTH, STRING_COLUMNS, StoreError)
+                parts = [(shard, f["collections"][name]) for shard, f in zip(shards, handles)
+                         if name in f["collections"]]
+                _join_collection(out["collections"], name, parts, store.parent)
         os.replace(tmp, store)
     finally:
         for f in handles:
@@ -92,26 +96,21 @@ def join_shards(store: str | Path, shards: Sequence[str | Path]) -> Path:
     return store
 
 
-def _join_collection(root, name: str, shards: list[Path], handles: list, base: Path, hash_length: int,
-                     string_columns: Sequence[str], error: type) -> None:
-    import h5py
-
-    parts = [(shard, f["collections"][name]) for shard, f in zip(shards, handles) if name in f["collections"]]
+def _join_collection(root: h5py.Group, name: str, parts: list[tuple[Path, h5py.Group]], base: Path) -> None:
     first_shard, first = parts[0]
     for key in ("modality", "dim", "fingerprint"):
         for shard, group in parts[1:]:
             if group.attrs[key] != first.attrs[key]:
-                raise error(f"cannot join collection {name!r}: {key} is {first.attrs[key]!r} in {first_shard} "
-                            f"but {group.attrs[key]!r} in {shard}")
-    dim = int(first.attrs["dim"])
-    counts = [int(group["embeddings"].attrs["committed"]) for _, group in parts]
-    total = sum(counts)
+                raise StoreError(f"cannot join collection {name!r}: {key} is {first.attrs[key]!r} in "
+                                 f"{first_shard} but {group.attrs[key]!r} in {shard}")
+    counts = [committed_count(group) for _, group in parts]
     group_out = root.create_group(name)
     for key, value in first.attrs.items():
         group_out.attrs[key] = value
 
-    def virtual(dataset: str, shape_of: Callable[[int, Any], int], dtype, tail: tuple = ()) -> None:
-        lengths = [shape_of(n, group) for n, (_, group) in zip(counts, parts)]
+    def link(dataset: str, lengths: list[int]) -> None:
+        """``dataset`` of the joined group: the first ``length`` rows of each part's, without a copy."""
+        dtype, tail = first[dataset].dtype, first[dataset].shape[1:]
         layout = h5py.VirtualLayout(shape=(sum(lengths), *tail), dtype=dtype)
         offset = 0
         for length, (shard, group) in zip(lengths, parts):
@@ -122,30 +121,21 @@ def _join_collection(root, name: str, shards: list[Path], handles: list, base: P
             offset += length
         group_out.create_virtual_dataset(dataset, layout, fillvalue=None)
 
-    virtual("embeddings", lambda n, g: n, "f4", (dim,))
-    group_out["embeddings"].attrs["committed"] = np.int64(total)
-    virtual("content_hash", lambda n, g: n, f"S{hash_length}")
-    for column in string_columns:
-        ends = [group[f"{column}_end"][:n].astype(np.int64) for n, (_, group) in zip(counts, parts)]
-        shifted, offset = [], 0
-        for end in ends:
-            shifted.append(end + offset)
-            offset += int(end[-1]) if len(end) else 0
-        group_out.create_dataset(f"{column}_end", data=np.concatenate(shifted) if shifted else np.zeros(0, "i8"),
-                                 dtype="i8")
-        virtual(f"{column}_bytes", lambda n, g, c=column: int(g[f"{c}_end"][n - 1]) if n else 0, "u1")
+    link("embeddings", counts)
+    group_out["embeddings"].attrs["committed"] = np.int64(sum(counts))
+    link("content_hash", counts)
+    for column in STRING_COLUMNS:
+        join_column(group_out, column, [(group, n) for n, (_, group) in zip(counts, parts)], link)
 
 
-def embed_sharded(store: str | Path, binder: Any, collection: str, items: Sequence[Any], *, modality: str,
-                  batch_size: int = 64, on_commit: Callable | None = None) -> tuple[Any, int]:
+def embed_sharded(store: str | Path, binder: Binder, collection: str, items: Sequence[Any], *, modality: str,
+                  batch_size: int = 64,
+                  on_commit: Callable[[AddResult, int], None] | None = None) -> tuple[AddResult, int]:
     """Embed ``items`` with every rank of the process group (torchrun), one shard per rank,
     then join the shards into ``store``. Returns (AddResult summed over ranks, joined count).
 
     Each shard skips inputs it already holds, so re-running after an interruption resumes;
     re-run with the same number of ranks (the slices depend on it)."""
-    from mmbind.store.store import AddResult, EmbeddingStore, StoreError
-    from mmbind.store.ingest import embed_inputs
-
     import torch
 
     device = dist.init_from_env(str(next(binder.parameters()).device))

@@ -1,16 +1,17 @@
 """The frozen anchor's embeddings, computed once per sample and reused every epoch.
 
 An entry is keyed by the anchor tower's fingerprint (its config, preprocessing sizes and weights:
-``Binder.fingerprint(anchor)``) and a content hash of the sample (the file's bytes for a path,
-the array's dtype, shape and bytes, or the string). Changing the anchor's weights or a sample
+``Binder.fingerprint(anchor)``) and the content hash of the sample (``mmbind.hashing``: the
+file's bytes when the modality says the input names a file, else the array's dtype, shape and
+bytes, or the string). Changing the anchor's weights or a sample
 therefore misses the cache and recomputes; nothing has to be cleared by hand.
 
 Two places to keep it: in memory (the default; lives as long as the AnchorCache object) or an
 HDF5 file (``[bind] anchor_cache_file``), which also survives a resume or a second run. The file
 holds one group per anchor fingerprint; writing a new fingerprint drops the stale groups.
 
-File layout: ``/<fingerprint>/hashes`` (N,) fixed 32-byte ASCII hex digests and
-``/<fingerprint>/embeddings`` (N, dim) float32, both resizable; the group's attributes name the
+File layout: ``/<key>/hashes`` (N,) fixed 64-byte ASCII hex digests and
+``/<key>/embeddings`` (N, dim) float32, both resizable; the group's attributes name the
 modality, the dim and the mmbind version. Embeddings are written before hashes, so a killed
 writer leaves only complete rows behind.
 
@@ -19,56 +20,24 @@ the file while the others wait.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
 import mmbind
 from mmbind import distributed as dist
+from mmbind.hashing import HASH_LENGTH, content_hash
 
-HASH_BYTES = 32  # hex characters of a 16-byte blake2b digest
+if TYPE_CHECKING:
+    from mmbind.binder import Binder
 
-
-def content_hash(x: Any) -> str:
-    """A hash of one raw sample's content: a file's bytes, an array's dtype/shape/bytes, a string."""
-    h = hashlib.blake2b(digest_size=16)
-    path = _as_file(x)
-    if path is not None:
-        h.update(b"file\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    elif isinstance(x, str):
-        h.update(b"str\0" + x.encode("utf-8"))
-    elif isinstance(x, bytes):
-        h.update(b"bytes\0" + x)
-    else:
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-        array = np.asarray(x)
-        if array.dtype == object:
-            raise TypeError(f"cannot hash a sample of type {type(x).__name__} for the anchor cache: "
-                            f"expected a file path, a string, or a numeric array/tensor")
-        array = np.ascontiguousarray(array)
-        h.update(f"array\0{array.dtype.str}\0{array.shape}\0".encode())
-        h.update(array.view(np.uint8).reshape(-1).data if array.size else b"")
-    return h.hexdigest()
-
-
-def _as_file(x: Any) -> Path | None:
-    if isinstance(x, os.PathLike):
-        return Path(x)
-    if isinstance(x, str) and len(x) < 4096 and "\n" not in x:
-        try:
-            path = Path(x)
-            return path if path.is_file() else None
-        except (OSError, ValueError):  # not a usable path: it is text
-            return None
-    return None
+CACHE_FORMAT = 2  # 2: SHA-256 content hashes of mmbind.hashing (64 hex characters); 1: blake2b, 32
+# Rows per forward pass when a whole split is encoded once without gradients (the anchor cache,
+# the frozen towers' features): large enough to amortise each call's overhead, small enough for
+# a batch of images to fit in memory.
+ENCODE_BATCH_SIZE = 256
 
 
 class AnchorCache:
@@ -78,23 +47,24 @@ class AnchorCache:
     samples it has not seen under this anchor; ``cache.last_computed`` counts them.
     """
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = 256):
+    def __init__(self, path: str | Path | None = None, batch_size: int = ENCODE_BATCH_SIZE):
         self.path = Path(path) if path else None
         self.batch_size = batch_size
         self._memory: dict[str, dict[str, torch.Tensor]] = {}
         self.last_computed = 0
         self.last_hits = 0
 
-    def key(self, binder, modality: str | None = None) -> str:
+    def key(self, binder: Binder, modality: str | None = None) -> str:
+        """The entries' key: the modality, its tower's fingerprint, the mmbind version and the cache format."""
         modality = modality or binder.anchor_modality
-        return f"{modality}-{binder.fingerprint(modality)}-v{mmbind.__version__}"
+        return f"{modality}-{binder.fingerprint(modality)}-v{mmbind.__version__}-f{CACHE_FORMAT}"
 
-    def embeddings(self, binder, inputs: Sequence[Any], modality: str | None = None,
+    def embeddings(self, binder: Binder, inputs: Sequence[Any], modality: str | None = None,
                    progress: bool = False) -> torch.Tensor:
         """The anchor embedding of every input, computed for cache misses only."""
         modality = modality or binder.anchor_modality
         key = self.key(binder, modality)
-        hashes = [content_hash(x) for x in inputs]
+        hashes = [content_hash(x, modality) for x in inputs]
         first: dict[str, int] = {}
         for i, h in enumerate(hashes):
             first.setdefault(h, i)
@@ -110,7 +80,7 @@ class AnchorCache:
         return torch.stack([found[h] for h in hashes])
 
     # --- computing ------------------------------------------------------------------------------
-    def _compute(self, binder, modality: str, inputs: list, progress: bool) -> list[torch.Tensor]:
+    def _compute(self, binder: Binder, modality: str, inputs: list, progress: bool) -> list[torch.Tensor]:
         """Encode the misses, split over ranks; every rank gets every row back."""
         world, rank = dist.world_size(), dist.rank()
         mine = inputs[rank::world]
@@ -168,7 +138,7 @@ class AnchorCache:
             if key not in f:
                 group = f.create_group(key)
                 group.attrs.update({"modality": modality, "dim": dim, "mmbind_version": mmbind.__version__})
-                group.create_dataset("hashes", (0,), maxshape=(None,), dtype=f"S{HASH_BYTES}", chunks=(4096,))
+                group.create_dataset("hashes", (0,), maxshape=(None,), dtype=f"S{HASH_LENGTH}", chunks=(4096,))
                 group.create_dataset("embeddings", (0, dim), maxshape=(None, dim), dtype="float32",
                                      chunks=(max(1, min(4096, (1 << 20) // (4 * dim))), dim))
             group = f[key]
@@ -180,4 +150,4 @@ class AnchorCache:
             group["embeddings"][n:] = rows
             f.flush()
             group["hashes"].resize(n + len(rows), axis=0)
-            group["hashes"][n:] = np.array([h.encode() for h in new], dtype=f"S{HASH_BYTES}")
+            group["hashes"][n:] = np.array([h.encode() for h in new], dtype=f"S{HASH_LENGTH}")

@@ -9,7 +9,7 @@ while activation memory is that of B/K samples.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Callable
 
 import torch
@@ -67,7 +67,7 @@ def grad_cache_backward(
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     k: int,
     device: torch.device,
-    autocast=None,
+    autocast: AbstractContextManager | None = None,
 ) -> torch.Tensor:
     """Back-propagate ``loss_fn(tower(inputs))`` in ``k`` micro-batches; return the (detached) loss.
 

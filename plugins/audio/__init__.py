@@ -8,6 +8,8 @@ from typing import Any
 
 import mmbind
 
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+
 EXTENSIONS = (".wav", ".flac")
 
 

@@ -14,6 +14,9 @@ import numpy as np
 from mmbind.plugin.specs import InputError
 
 DEFAULT_SAMPLE_RATE = 16_000  # a bare array carries no rate; ImageBind's rate is assumed
+# Plausible audio sample rates. Below 1 kHz nothing audible is left, and a forged header (1 Hz)
+# would make resampling to 16 kHz allocate gigabytes; 768 kHz is the highest rate in use.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
 EXTENSIONS = (".wav", ".flac")
 EXPECTED = "a mono or stereo WAV or FLAC file, a (waveform, sample_rate) tuple or a 1-D array at 16 kHz"
 
@@ -80,8 +83,9 @@ def _to_mono(array: np.ndarray, what: str) -> np.ndarray:
 def _checked(samples: Any, sample_rate: Any, where: str) -> Waveform:
     array = np.ascontiguousarray(samples, dtype=np.float32)
     rate = float(sample_rate)
-    if not rate.is_integer() or rate <= 0:
-        raise InputError(f"{where}: sample rate {sample_rate!r}: expected a positive whole number of Hz")
+    if not rate.is_integer() or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InputError(f"{where}: sample rate {sample_rate!r}: expected a whole number of Hz between "
+                         f"{MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}")
     if array.ndim != 1:
         raise InputError(f"{where}: samples of shape {tuple(array.shape)}: expected mono (samples,)")
     if array.size == 0:
@@ -95,6 +99,9 @@ def _checked(samples: Any, sample_rate: Any, where: str) -> Waveform:
 def _read_file(path: Path) -> Waveform:
     import soundfile
 
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an audio file (expected {EXPECTED}); "
+                         f"to embed every file in it, give the directory to `mmbind embed`")
     if not path.is_file():
         raise InputError(f"{path}: no such audio file (expected {EXPECTED})")
     if path.stat().st_size == 0:

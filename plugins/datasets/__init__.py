@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import mmbind
 
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+
 # The modalities the generic layouts may hold (the recipe checks declared modalities).
 GENERIC_MODALITIES = ("*",)  # any registered modality: the folders/columns name them
 

@@ -1,7 +1,9 @@
 """manifest: a CSV or JSONL file listing pairs, one column per modality.
 
 Columns named after registered modalities hold the inputs: file paths relative to the
-manifest's folder (for text, the text itself unless it ends in .txt). Optional columns: label
+manifest's folder (for text, the text itself unless it ends in .txt). Paths must stay inside that
+folder (``confine``, on by default: a manifest cannot point at ``../../secrets``) and may be
+absolute only with ``allow_absolute``. Optional columns: label
 (a class name or integer), split (train/val/test), key or id (the pairing key; default the row
 number). Other columns go into each sample's meta. An empty cell means the row lacks that
 modality.
@@ -27,6 +29,8 @@ def load_manifest(
     seed: int = 0,
     skip_bad: bool = False,
     check: bool = True,
+    confine: bool = True,
+    allow_absolute: bool = False,
 ) -> BindingData:
     path = Path(path)
     if not path.is_file():
@@ -57,7 +61,8 @@ def load_manifest(
         if key in keys:
             raise InputError(f"{path}: row {n}: key {key!r} appears twice; expected one row per key")
         keys.add(key)
-        inputs = {m: _input(path.parent, m, _cell(row.get(m))) for m in chosen if _cell(row.get(m))}
+        inputs = {m: _input(path.parent, m, _cell(row.get(m)), confine, allow_absolute, f"{path}: row {n}")
+                  for m in chosen if _cell(row.get(m))}
         if len(inputs) < min_modalities:
             raise InputError(f"{path}: row {n} has {len(inputs)} of the modality columns {chosen} filled; "
                              f"expected at least {min_modalities}")
@@ -98,8 +103,17 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _input(folder: Path, modality: str, cell: str) -> Any:
-    if modality == "text" and not cell.lower().endswith(".txt"):
-        return cell  # a caption, not a file
+def _input(folder: Path, modality: str, cell: str, confine: bool, allow_absolute: bool, where: str) -> Any:
+    if mmbind.get_modality(modality).input_file(cell) is None:
+        return cell  # the content itself (a caption), not a file
     path = Path(cell)
-    return path if path.is_absolute() else folder / path
+    if path.is_absolute():
+        if not allow_absolute:
+            raise InputError(f"{where}: {modality} path {cell!r} is absolute; expected a path relative to the "
+                             f"manifest's folder (pass allow_absolute=true to allow absolute paths)")
+        return path
+    full = folder / path
+    if confine and not full.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"{where}: {modality} path {cell!r} leaves the manifest's folder {folder}; expected a "
+                         f"path inside it (pass confine=false to allow)")
+    return full

@@ -9,6 +9,8 @@ from typing import Any
 
 import mmbind
 
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+
 EXTENSIONS = (".npy", ".png", ".jpg", ".jpeg", ".bmp")
 
 

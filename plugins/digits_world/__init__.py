@@ -11,6 +11,8 @@ from pathlib import Path
 
 import mmbind
 
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+
 MODALITIES = ("image", "digits", "text", "audio", "imu", "depth", "thermal")
 
 

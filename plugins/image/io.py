@@ -82,6 +82,9 @@ def read_file(path: Path, expected: str, extensions: tuple[str, ...]) -> np.ndar
             elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
                 image = image.convert("L" if image.mode == "1" else "RGB")
             array = np.array(image)
+    except Image.DecompressionBombError as error:  # a few KB that decode to gigabytes
+        raise InputError(f"{path}: refused, its header claims more pixels than Pillow's limit of "
+                         f"{Image.MAX_IMAGE_PIXELS} ({error}); expected {expected}") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InputError(f"{path}: not a readable image ({error}); expected {expected}") from error
     return array

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import mmbind
 
+PLUGIN_API = 1  # the mmbind plugin contract this plugin is written for
+
 
 @mmbind.hookimpl
 def register_losses(register):

@@ -32,7 +32,7 @@ def load_text(x: Any) -> str:
         except UnicodeDecodeError as error:
             raise InputError(f"bytes value: not UTF-8 ({error}); expected {EXPECTED}") from error
     if isinstance(x, str) and not _names_file(x):
-        return x.strip()
+        return _non_empty(x.strip(), "text value")
     if not isinstance(x, (str, os.PathLike)):
         raise InputError(f"value of type {type(x).__name__}: expected {EXPECTED}")
     path = Path(x)
@@ -41,8 +41,16 @@ def load_text(x: Any) -> str:
     if not path.is_file():
         raise InputError(f"{path}: file not found; expected {EXPECTED}")
     try:
-        return path.read_text(encoding="utf-8").strip()
+        text = path.read_text(encoding="utf-8").strip()
     except UnicodeDecodeError as error:
         raise InputError(f"{path}: not UTF-8 text ({error}); expected {EXPECTED}") from error
     except OSError as error:
         raise InputError(f"{path}: unreadable ({error}); expected {EXPECTED}") from error
+    return _non_empty(text, str(path))
+
+
+def _non_empty(text: str, where: str) -> str:
+    # An empty text would embed as the tokenizer's special tokens alone: a vector that means nothing.
+    if not text:
+        raise InputError(f"{where}: empty or whitespace-only text; expected {EXPECTED}")
+    return text

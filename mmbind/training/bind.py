@@ -1,0 +1,158 @@
+"""Stage 2: binding every bound tower to the frozen anchor.
+
+``BindStage`` builds everything a binding step needs (losses, optimizer and schedule, the reused
+anchor embeddings and frozen features, the DDP-wrapped towers), from scratch or from a resume
+state, and runs one step on a collated batch.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import mmbind
+from mmbind import distributed as dist
+from mmbind.binder import Binder, to_device
+from mmbind.plugin.specs import ModalitySamples
+from mmbind.recipe import Recipe
+from mmbind.training.checkpoints import ResumeState
+from mmbind.training.data import Batch, BindDataset, ModalityBatch
+from mmbind.training.features import anchor_table, frozen_features
+from mmbind.training.gradcache import grad_cache_backward
+from mmbind.training.metrics import MetricsLog
+from mmbind.training.optim import adamw, warmup_cosine_schedule
+from mmbind.training.plan import PlanItem, anchor_pairs, bind_plan, epoch_seed, steps_per_epoch
+
+
+class Tower(nn.Module):
+    """One bound modality's trainable path, encoder -> head -> l2-normalise: the unit that
+    DistributedDataParallel wraps (it shares its modules with the Binder)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        """Unit embeddings of a collated batch (or of encoder features, with an Identity encoder)."""
+        return F.normalize(self.head(self.encoder(inputs)), dim=-1)
+
+
+class BindStage:
+    """Binding as the epoch loop runs it. Built once the binder's anchor is frozen; with a
+    ``state`` (from a checkpoint) it continues where that run stopped."""
+
+    name = "bind"
+
+    def __init__(self, recipe: Recipe, binder: Binder, split: dict[str, ModalitySamples], device: torch.device,
+                 metrics: MetricsLog, run_dir: Path, state: ResumeState | None = None, progress: bool = False):
+        cfg = self.cfg = recipe.bind
+        self.binder = binder
+        self.device = device
+        self.run_seed = recipe.seed
+        self.epochs = cfg.epochs
+        self.pairs = anchor_pairs(split, recipe.anchor, recipe.bound)
+        self.steps = steps_per_epoch(cfg.steps_per_epoch, [len(split[m]) for m in recipe.bound], cfg.batch_size)
+        self.start_epoch, self.global_step = (state.epoch, state.global_step) if state is not None else (0, 0)
+
+        self.losses = nn.ModuleDict({
+            m: mmbind.create_loss(cfg.loss, **recipe.loss_options(m)) for m in recipe.bound}).to(device)
+        self.optimizer = adamw([p for p in binder.parameters() if p.requires_grad] + list(self.losses.parameters()),
+                               cfg.lr, cfg.weight_decay)
+        self.scheduler = warmup_cosine_schedule(self.optimizer, cfg.warmup_steps, self.steps * cfg.epochs)
+        if state is not None:
+            self.optimizer.load_state_dict(state.optimizer)
+            self.scheduler.load_state_dict(state.scheduler)
+            self.losses.load_state_dict(state.losses)
+        self.autocast: AbstractContextManager = (torch.autocast(device.type, dtype=torch.bfloat16)
+                                                 if cfg.precision == "bf16" else nullcontext())
+
+        self.features = frozen_features(binder, recipe, split, device, progress=None if progress else False)
+        # a tower with precomputed encoder features trains its head alone (still l2-normalised)
+        self.towers = {m: dist.wrap(Tower(nn.Identity() if m in self.features else binder.encoders[m],
+                                          binder.heads[m]), device)
+                       for m in recipe.bound}
+        # temperatures and loss parameters live outside the DDP towers: averaged by hand
+        self.shared_params = [binder.log_scales[m] for m in recipe.bound] + list(self.losses.parameters())
+        self.anchor_table = anchor_table(binder, cfg, split[recipe.anchor], run_dir, metrics, device, progress)
+        self.dataset = BindDataset(binder, {m: split[m] for m in recipe.towers},
+                                   with_anchor_input=self.anchor_table is None, augment_anchor=cfg.augment_anchor,
+                                   precomputed=frozenset(self.features))
+        binder.train()
+
+    # --- the epoch loop's side --------------------------------------------------------------
+    def seed(self, epoch: int) -> int:
+        """The seed of binding epoch ``epoch`` (0-based): torch's and the plan's."""
+        return epoch_seed(self.run_seed, epoch)
+
+    def plan(self, epoch: int) -> list[list[PlanItem]]:
+        """This rank's items for every step of the epoch."""
+        return bind_plan(self.pairs, self.steps, self.cfg.batch_size, self.seed(epoch))
+
+    def step(self, batch: Batch, epoch: int) -> dict[str, Any]:
+        """One optimizer step; returns its ``bind`` record."""
+        record = {"stage": "bind", "epoch": epoch + 1, "step": self.global_step + 1,
+                  "lr": self.scheduler.get_last_lr()[0]}
+        record.update(self.train_step(batch))
+        self.global_step += 1
+        return record
+
+    def epoch_fields(self) -> dict[str, Any]:
+        """The step count so far: a resumed run truncates metrics by it."""
+        return {"step": self.global_step}
+
+    def resume_state(self, epochs_done: int) -> ResumeState:
+        """What a checkpoint after ``epochs_done`` epochs must hold to continue from there."""
+        return ResumeState(epochs_done, self.global_step, self.optimizer.state_dict(), self.scheduler.state_dict(),
+                           self.losses.state_dict(), dist.world_size())
+
+    # --- one step -----------------------------------------------------------------------------
+    def forward_backward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Losses of one batch (this rank's share), gradients accumulated into .grad.
+
+        With ``accumulation_steps`` K > 1 each modality's batch runs as K micro-batches through
+        GradCache, so the gradient is the full batch's (every negative kept)."""
+        losses = {}
+        for modality, part in batch.items():
+            inputs = (self.features[modality][part.index.to(self.device)] if modality in self.features
+                      else to_device(part.inputs, self.device))
+            labels = part.labels.to(self.device, non_blocking=True)
+            anchor = self._anchor_embeddings(part)
+            scale = self.binder.logit_scale(modality)
+            loss_fn = lambda other: self.losses[modality](anchor, other, scale, labels)  # noqa: E731
+            if self.cfg.accumulation_steps > 1:
+                losses[modality] = grad_cache_backward(self.towers[modality], inputs, loss_fn,
+                                                       self.cfg.accumulation_steps, self.device, self.autocast)
+            else:
+                with self.autocast:
+                    other = self.towers[modality](inputs).float()
+                loss = loss_fn(other)
+                loss.backward()
+                losses[modality] = loss.detach()
+        dist.average_gradients(self.shared_params)
+        return losses
+
+    def _anchor_embeddings(self, part: ModalityBatch) -> torch.Tensor:
+        if self.anchor_table is not None:
+            return self.anchor_table[part.anchor_index.to(self.device)]
+        with torch.no_grad(), self.autocast:
+            return self.binder(to_device(part.anchor_inputs, self.device), self.binder.anchor_modality).float()
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """One optimizer step; returns the losses (averaged over ranks) and temperatures."""
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = self.forward_backward(batch)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.binder.clamp_logit_scales()
+        names = list(losses)
+        # one device->host copy (and one collective) per step for everything logged
+        values = dist.all_mean(torch.stack([losses[m].float() for m in names])).tolist()
+        scales = torch.stack([self.binder.log_scales[m].detach() for m in names]).exp().tolist()
+        record = {f"loss/{m}": v for m, v in zip(names, values)}
+        record.update({f"temperature/{m}": 1.0 / s for m, s in zip(names, scales)})
+        return record
