@@ -97,6 +97,15 @@ def test_flatten_and_compare_two_runs():
     assert line.split()[-1] == "-10.0"
 
 
+def test_compare_prints_the_gap_distance_plainly():
+    a, b = _results(0.5, 0.9), _results(0.75, 0.8, seed=1)
+    a["modality_gap"] = [{"split": "test", "modality": "audio", "centroid_distance": 0.4, "own_neighbour_share": 0.9}]
+    b["modality_gap"] = [{"split": "test", "modality": "audio", "centroid_distance": 0.3, "own_neighbour_share": 0.6}]
+    lines = format_comparison(a, b).splitlines()
+    assert next(x for x in lines if "gap centroid_distance" in x).split()[-3:] == ["0.400", "0.300", "-0.100"]
+    assert next(x for x in lines if "gap own_neighbour_share" in x).split()[-3:] == ["90.0%", "60.0%", "-30.0"]
+
+
 # --- a real (small) run --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -148,8 +157,19 @@ def test_evaluate_run_covers_every_pair_and_the_bounds(trained):
         assert sample["embeddings"].shape == (len(sample["labels"]), binder.dim)
         assert set(sample["modality"]) == set(modalities) and "real" in set(sample["split"])
 
+    gaps = {(g["split"], g["modality"]): g for g in results["modality_gap"]}
+    assert set(gaps) == {("test", m) for m in modalities[1:]} | {("real", "fw-audio")}  # every bound modality
+    for g in gaps.values():
+        assert 0.0 <= g["centroid_distance"] <= 2.0 and 0.0 <= g["own_neighbour_share"] <= 1.0
+        assert g["temperature"] == pytest.approx(binder.temperature(g["modality"]))
+    assert gaps["test", "fw-audio"]["n"] == min(data.splits["test"]["fw-audio"].labels.__len__(),
+                                                len(data.splits["test"]["fw-image"]), 1000)
+
     table = format_table(results)
     assert "fw-depth (simulated)" in table and "*" in table and "by language" in table
+    assert "modality gap to fw-image" in table and "test fw-audio (simulated): centroid distance" in table
+    flat = flatten_metrics(results)
+    assert flat["test/fw-audio gap centroid_distance"] == gaps["test", "fw-audio"]["centroid_distance"]
 
 
 def test_eval_and_compare_commands(trained, tmp_path):
