@@ -56,16 +56,28 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return parsed
 
 
-def run_seed(recipe_path: Path, seed: int, overrides: dict[str, Any], output_root: Path) -> dict:
-    """Every stage of the recipe from scratch with this seed; returns its eval results."""
-    from mmbind.pipeline import run_recipe
+def run_seed(recipe_path: Path, seed: int, overrides: dict[str, Any], output_root: Path,
+             eval_only: bool = False) -> dict:
+    """Every stage of the recipe from scratch with this seed (``eval_only``: train and evaluate,
+    no embedding store or report); returns its eval results with the wall and CPU time."""
+    from mmbind.pipeline import run_recipe, train_recipe
     from mmbind.recipe import load_recipe
 
     run_dir = output_root / f"quality-seed{seed}"
     recipe = load_recipe(recipe_path, {**overrides, "seed": seed, "output_dir": str(run_dir)})
-    started = time.perf_counter()
-    results = run_recipe(recipe, resume=False)
+    started, cpu = time.perf_counter(), time.process_time()
+    if eval_only:
+        from mmbind.evaluation.run import evaluate_run
+
+        binder, data = train_recipe(recipe)
+        trained = time.perf_counter()
+        results = evaluate_run(binder, data, recipe)
+        results["timing"] = {"train_seconds": round(trained - started, 1), "stages": "train, eval"}
+    else:
+        results = run_recipe(recipe, resume=False)
     results.setdefault("timing", {})["benchmark_seconds"] = round(time.perf_counter() - started, 1)
+    results["timing"]["cpu_seconds"] = round(time.process_time() - cpu, 1)
+    (run_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     results["run_dir"] = str(run_dir)
     return results
 
@@ -312,9 +324,12 @@ def render_section(runs: list[dict], targets: list[dict], context: dict[str, Any
     for run in runs:
         timing = run.get("timing", {})
         seconds = timing.get("benchmark_seconds") or timing.get("total_seconds")
+        cpu = timing.get("cpu_seconds")
         table.append([str(run.get("seed")), f"`{run.get('run_dir', '-')}`", str(run.get("fingerprint", "-")),
-                      "-" if seconds is None else f"{seconds:.0f} s"])
-    out += _table(["seed", "run folder", "model fingerprint", "wall time"], table)
+                      "-" if seconds is None else f"{seconds:.0f} s", "-" if cpu is None else f"{cpu:.0f} s",
+                      timing.get("stages", "all")])
+    out += _table(["seed", "run folder", "model fingerprint", "wall time", "CPU time (this process)", "stages"],
+                  table)
     versions = first.get("versions", {})
     if versions:
         out += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "."]
@@ -373,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="do not train: render from the eval.json of these run folders (grouped by recipe)")
     parser.add_argument("--targets", choices=("digits", "lit"), default=None,
                         help="which targets to check (default: digits for a recipe named 'digits', else lit)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="train and evaluate only (no embedding store, no report): for a loaded machine")
     parser.add_argument("--note", default="", help="a line for the top of the results, e.g. how loaded the machine was")
     parser.add_argument("--english", default="en", help="the language value of the English speaker")
     parser.add_argument("--audio", default="audio", help="the audio modality's name")
@@ -390,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs = groups.setdefault(recipe.stem, (_relative(recipe), []))[1]
             for seed in args.seeds:
                 print(f"== {recipe.stem} seed {seed} ==", flush=True)
-                runs.append(run_seed(recipe, seed, overrides, args.output_root / recipe.stem))
+                runs.append(run_seed(recipe, seed, overrides, args.output_root / recipe.stem, args.eval_only))
     sections = [{"recipe": recipe, "runs": runs, "targets": check(runs, args.targets, args)}
                 for recipe, runs in groups.values()]
     context = {"command": "python benchmarks/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv),
