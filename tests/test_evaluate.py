@@ -361,3 +361,17 @@ def test_evaluate_run_names_bad_settings(trained):
                 evaluate_run(binder, data, recipe, prompt_tower="fw-text")
         finally:
             recipe.eval.extra_splits = ["real"]
+
+
+def test_zero_supervised_epochs_leave_the_linear_probe_as_the_bound(trained):
+    import dataclasses
+
+    from mmbind.evaluation.run import evaluate_run
+
+    recipe, binder, data = trained
+    recipe = dataclasses.replace(recipe, eval=dataclasses.replace(recipe.eval, supervised_epochs=0))
+    with fake_world.registered():
+        results = evaluate_run(binder, data, recipe, prompt_tower="fw-text")
+    row = next(r for r in results["rows"] if (r["split"], r["modality"]) == ("test", "fw-audio"))
+    assert "supervised" not in row and row["supervised_bound"] == row["linear_probe"]
+    assert "supervised_epochs = 0" in results["supervised_info"]["fw-audio"]["supervised_skipped"]
