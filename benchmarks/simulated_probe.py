@@ -50,7 +50,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "digits.toml")
+    parser.add_argument("--writer", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="override strengths of the writer's variation, e.g. reverse=0 split=0")
     args = parser.parse_args()
+    from mmbind_plugins.digits_world import glyphs
+
+    for item in args.writer:
+        name, _, value = item.partition("=")
+        if name not in glyphs.WRITER:
+            raise SystemExit(f"--writer {item!r}: expected one of {', '.join(glyphs.WRITER)}")
+        glyphs.WRITER[name] = float(value)
 
     import torch
 
@@ -69,7 +78,8 @@ def main() -> None:
             model, info = train_supervised_encoder(binder, modality, train_x, train_y, 10, epochs=args.epochs,
                                                    seed=args.seed)
             accuracy = float((predict(model, binder, modality, test_x) == np.asarray(test_y)).mean())
-            print(f"{modality:8s} writer variation {'on ' if writer else 'off'}: test accuracy (unseen fonts) "
+            print(f"{modality:8s} writer variation {'on ' if writer else 'off'} {' '.join(args.writer)}: "
+                  f"test accuracy (unseen fonts) "
                   f"{100 * accuracy:.1f}% on {len(test_y)}; {len(train_y)} train samples, {args.epochs} epochs, "
                   f"seed {args.seed}; {time.perf_counter() - started:.0f} s", flush=True)
 

@@ -40,6 +40,9 @@ def test_lit_targets_ratio_and_wall_time():
     assert seconds["status"] == "PASS" and seconds["seeds_passing"] == 2  # 1200 s > 900 s
     runs[0]["rows"][0]["zero_shot"] = 0.5
     assert quality.check_lit_targets(runs)[0]["status"] == "MISS"
+    runs[1]["timing"]["stages"] = "train, eval"  # an --eval-only run does not measure the whole recipe
+    seconds = quality.check_lit_targets(runs)[1]
+    assert seconds["status"] == "NOT MEASURED" and "only the stages all; train, eval ran" in seconds["detail"]
 
 
 def test_lit_results_markdown_from_runs(tmp_path):
