@@ -2,12 +2,12 @@
 
 A glyph's strokes get a random writing style (slant, rotation, aspect, size, a smooth elastic
 wobble so no two samples trace the same path) and can be rasterised as a thick line with an
-anti-aliased edge. Training samples also get a writer's variation (``writer_variation``): each
-stroke moved, turned and scaled a little on its own, its ends shortened or overshot, long
-strokes sometimes split by a pen lift, strokes sometimes drawn in the other direction, and a
-stronger smooth warp of the whole path: the fonts are few (five for training), so this is what
-lets a model see more ways to write a digit. The IMU simulation follows the styled path with a pen; depth and thermal
-render it as a raised relief or a heated wire.
+anti-aliased edge. Training samples can also get a writer's variation (``writer_variation``, the
+dataset option of the same name, off by default): each stroke moved, turned and scaled a little
+on its own, its ends shortened or overshot, long strokes sometimes split by a pen lift, strokes
+sometimes drawn in the other direction, and a smooth warp of the whole path, to show a model
+more ways to write a digit than the five training fonts. The IMU simulation follows the styled
+path with a pen; depth and thermal render it as a raised relief or a heated wire.
 """
 from __future__ import annotations
 
