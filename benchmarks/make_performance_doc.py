@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 DOC = HERE.parent / "docs" / "performance.md"
-BENCHMARKS = ["anchor_cache", "loop_overhead", "embed_throughput", "startup"]
+BENCHMARKS = ["anchor_cache", "loop_overhead", "embed_throughput", "startup", "serve_speed", "imagebind_import"]
 
 
 def docstring(name: str) -> str:
@@ -36,7 +37,7 @@ def section(name: str, result: dict) -> list[str]:
              f"**{'met' if result['met'] else 'missed'}**.", "",
              summary.strip(), "", rest.strip(), "",
              f"Usage: `{usage.strip()}`", "",
-             f"Measured {result['measured']} with `{result['command'].replace(str(HERE.parent) + '/', '')}` "
+             f"Measured {result['measured']} with `{re.sub(r'[^ ]*/(?=benchmarks/)', '', result['command'])}` "
              f"(torch threads: {result['machine']['torch_threads']}, 1-minute load average at the end: "
              f"{result['machine']['load_average_1min']:.2f}).", ""]
     if "setup" in result:

@@ -124,7 +124,7 @@ def evaluate_run(binder: "Binder", data: "BindingData", recipe: "Recipe", *, pro
 
     run_dir = Path(run_dir) if run_dir is not None else recipe.run_dir
     sample = save_embedding_sample(run_dir / SAMPLE_NAME, embedded, data, seed=recipe.seed)
-    return {
+    results = {
         "schema": SCHEMA_VERSION,
         "recipe": recipe.name,
         "seed": recipe.seed,
@@ -151,6 +151,11 @@ def evaluate_run(binder: "Binder", data: "BindingData", recipe: "Recipe", *, pro
         "modality_gap": gaps,
         "eval_seconds": round(time.perf_counter() - started, 1),
     }
+    from mmbind.tracking import emit, tracking
+
+    with tracking(recipe, run_dir):
+        emit("on_eval_end", results=results, run_dir=run_dir)
+    return results
 
 
 def _row(data: "BindingData", split: str, modality: str, embedded: np.ndarray, classes: np.ndarray | None,

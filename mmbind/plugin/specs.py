@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from mmbind.errors import InputError
 
 __all__ = ["InputError", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "ModalitySamples", "BindingData",
-           "file_input"]
+           "file_input", "collate_batch"]
 
 
 def file_input(x: Any) -> Path | None:
@@ -51,12 +51,26 @@ class Modality:
     language: bool = False
 
 
+def collate_batch(items: list, modality: Modality, encoder: Any = None) -> Any:
+    """Batch transformed samples for ``encoder``: its own ``collate`` when it has one (a
+    tokenizer), else the modality's, else ``torch.stack``."""
+    collate = getattr(encoder, "collate", None) or modality.collate
+    if collate is not None:
+        return collate(items)
+    import torch
+
+    return torch.stack(items)
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     """A named encoder factory: factory(**options) -> nn.Module with an int ``output_dim``.
 
     The module takes a collated batch of the modality and returns (B, output_dim) features.
-    Factories that load weights take ``pretrained: bool``; from_pretrained passes False and then
+    An encoder whose batching depends on it (a tokenizer) defines ``collate(items) -> batch``,
+    used in place of the modality's collate (``collate_batch``): then batching, tokenisation
+    included, runs in the data loader's workers and ``forward`` sees tensors only, so the tower
+    can be exported (``mmbind export``). Factories that load weights take ``pretrained: bool``; from_pretrained passes False and then
     loads the saved weights, so nothing is fetched twice.
     """
 

@@ -58,6 +58,39 @@ class Collection:
         self.embeddings.file.flush()
         self._committed = n + m
 
+    def replace(self, rows: list[int], vectors: np.ndarray, hashes: list[str]) -> None:
+        """Overwrite the vectors and content hashes of committed ``rows`` in place (``--replace``:
+        an id whose content changed); the other columns stay."""
+        order = np.argsort(rows)
+        rows_sorted = np.asarray(rows, dtype=np.int64)[order]
+        self.embeddings[rows_sorted] = vectors[order]
+        self.hashes[rows_sorted] = np.array([hashes[i].encode("ascii") for i in order], dtype=f"S{HASH_LENGTH}")
+        self.embeddings.file.flush()
+
+    def verify(self) -> str | None:
+        """What is wrong with the committed rows (None if nothing): every vector must be a unit
+        vector, every content hash set, every string column readable to its end. Reads the whole
+        collection: for checking a repaired file, not for every open."""
+        n = self.count()
+        if self.embeddings.shape[0] < n or self.hashes.shape[0] < n:
+            return f"{n} entries committed but fewer rows stored"
+        for start in range(0, n, SCAN_ROWS):
+            stop = min(n, start + SCAN_ROWS)
+            norms = np.linalg.norm(self.embeddings[start:stop], axis=1)
+            bad = np.flatnonzero(~(np.abs(norms - 1) < 1e-3))
+            if len(bad):
+                return f"entry {start + int(bad[0])} has no unit vector (its data is missing)"
+            empty = np.flatnonzero(self.hashes[start:stop] == b"")
+            if len(empty):
+                return f"entry {start + int(empty[0])} has no content hash (its data is missing)"
+        for name, column in self.columns.items():
+            try:
+                for _ in column.scan(n):
+                    pass
+            except (ValueError, IndexError, UnicodeDecodeError, OSError) as error:
+                return f"column {name!r} cannot be read ({error})"
+        return None
+
     def truncate(self) -> bool:
         """Drop the rows of a batch that never committed; True if there were any."""
         n = self._committed
@@ -146,6 +179,12 @@ class Collection:
         for start in range(0, n, SCAN_ROWS):
             known.update(h.decode("ascii") for h in self.hashes[start:min(n, start + SCAN_ROWS)])
         return known
+
+    def values(self, column: str) -> list[str]:
+        """Every committed row's value of one string column, in row order (a scan)."""
+        if self.reader:
+            self.columns[column].refresh()
+        return [value for _, value in self.columns[column].scan(self.count())]
 
     def find(self, column: str, values: set[str]) -> dict[str, int]:
         """Row of the first entry whose ``column`` holds each of ``values`` (a scan)."""

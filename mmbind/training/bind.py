@@ -61,8 +61,11 @@ class BindStage:
 
         self.losses = nn.ModuleDict({
             m: mmbind.create_loss(cfg.loss, **recipe.loss_options(m)) for m in recipe.bound}).to(device)
-        self.optimizer = adamw([p for p in binder.parameters() if p.requires_grad] + list(self.losses.parameters()),
-                               cfg.lr, cfg.weight_decay)
+        # only the bound towers train (a base binder's other towers come along unchanged)
+        bound = {id(p) for m in recipe.bound for part in (binder.encoders[m], binder.heads[m])
+                 for p in part.parameters()} | {id(binder.log_scales[m]) for m in recipe.bound}
+        self.optimizer = adamw([p for p in binder.parameters() if p.requires_grad and id(p) in bound]
+                               + list(self.losses.parameters()), cfg.lr, cfg.weight_decay)
         self.scheduler = warmup_cosine_schedule(self.optimizer, cfg.warmup_steps, self.steps * cfg.epochs)
         if state is not None:
             self.optimizer.load_state_dict(state.optimizer)

@@ -67,8 +67,11 @@ def _options(seed: int, size: int, n_per_class: int | None, audio_per_class: int
         "digits": (None, 35) if n is None else (min(n, 139), min(35, max(1, n // 4))),
         "simulated": ((simulated_per_class, simulated_test_per_class) if n is None else
                       (min(n, simulated_per_class), min(simulated_test_per_class, max(1, n // 4)))),
-        "audio": (audio_per_class, audio_test_per_class),
+        "audio": ((audio_per_class, audio_test_per_class) if n is None else
+                  (min(n, audio_per_class), min(audio_test_per_class, max(1, n // 4)))),
     }
+    if n is not None:  # only then, so that the full world keeps its cache folder
+        counts["text"] = (n, max(1, n // 4))
     return {"version": DATA_VERSION, "seed": int(seed), "size": size, "counts": counts,
             "colours_per_image": colours_per_image, "imu_length": imu_length,
             "imu_rate": imu_rate, "writer_variation": bool(writer_variation)}
@@ -122,11 +125,26 @@ def _build_digits(o: dict, arrays: dict, records: dict) -> None:
 
 
 def _build_text(o: dict, arrays: dict, records: dict) -> None:
-    """Every phrase of each split's templates (text.py); nothing random."""
-    for split in ("train", "test"):
-        rows = text.phrases(split)
+    """Every phrase of each split's templates (text.py), or with n_per_class that many of each
+    class's phrases, spread evenly over its languages and templates; nothing random."""
+    for split, cap in zip(("train", "test"), o["counts"].get("text", (None, None))):
+        rows = _spread(text.phrases(split), cap)
         records[split]["text"] = {"inputs": [r[0] for r in rows], "labels": [r[1] for r in rows],
                                   "keys": [r[2] for r in rows], "meta": [r[3] for r in rows]}
+
+
+def _spread(rows: list[tuple], cap: int | None) -> list[tuple]:
+    """At most ``cap`` rows of each label (row[1]), evenly spaced in their order; the order kept."""
+    if cap is None:
+        return rows
+    by_label: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_label.setdefault(row[1], []).append(i)
+    keep = set()
+    for indices in by_label.values():
+        picks = np.linspace(0, len(indices) - 1, min(cap, len(indices))).round().astype(int)
+        keep.update(indices[p] for p in picks)
+    return [row for i, row in enumerate(rows) if i in keep]
 
 
 def _build_audio(o: dict, arrays: dict, records: dict, workers: int | None) -> None:
@@ -240,7 +258,8 @@ def load_digits_world(root: str | Path | None = None, seed: int = 0, size: int =
 
     root: base cache folder (default $MMBIND_CACHE or ~/.cache/mmbind); the data goes into
     root/digits-world-v<version>-<seed>-<hash of options>. size: image/depth/thermal side.
-    n_per_class: cap on samples per class and split (None = full size) for quick builds;
+    n_per_class: cap on samples per class and split (None = full size) for quick builds: every
+    modality's train split gets at most n per class and its test split a quarter (at least 1);
     audio_per_class / audio_test_per_class: synthetic clips per digit; simulated_per_class /
     simulated_test_per_class: IMU, depth and thermal samples per digit. colours_per_image:
     how many colourings of each MNIST train digit. imu_length samples at imu_rate Hz.
