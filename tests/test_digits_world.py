@@ -301,7 +301,8 @@ def test_every_documented_option_builds_through_a_recipe(tmp_path):
 
     values = {"root": str(tmp_path), "seed": 1, "size": 16, "n_per_class": 2, "audio_per_class": 1,
               "audio_test_per_class": 1, "simulated_per_class": 1, "simulated_test_per_class": 1,
-              "colours_per_image": 1, "imu_length": 32, "imu_rate": 50, "rebuild": True, "workers": 1}
+              "colours_per_image": 1, "imu_length": 32, "imu_rate": 50, "writer_variation": True, "rebuild": True,
+              "workers": 1}
     assert sorted(_documented_options()) == sorted(values)
     options = ", ".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
     recipe = parse_recipe(tomllib.loads(f"""

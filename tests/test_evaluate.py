@@ -364,12 +364,10 @@ def test_evaluate_run_names_bad_settings(trained):
 
 
 def test_zero_supervised_epochs_leave_the_linear_probe_as_the_bound(trained):
-    import dataclasses
-
     from mmbind.evaluation.run import evaluate_run
 
     recipe, binder, data = trained
-    recipe = dataclasses.replace(recipe, eval=dataclasses.replace(recipe.eval, supervised_epochs=0))
+    recipe = recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"supervised_epochs": 0})})
     with fake_world.registered():
         results = evaluate_run(binder, data, recipe, prompt_tower="fw-text")
     row = next(r for r in results["rows"] if (r["split"], r["modality"]) == ("test", "fw-audio"))
