@@ -3,10 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real speech for the digits world: synthetic voices (espeak-ng, flite) and the human recordings
-# of the asterisk sound packages. Data comes from packages, never from a download at run time.
-DEBIAN_PACKAGES="espeak-ng flite asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav \
-asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav"
+# Real speech for the digits world: synthetic voices (espeak-ng, flite, festival with voices made
+# from human recordings) and the human recordings of the asterisk sound packages; the 70,000 real
+# Fashion-MNIST images for recipes/fashion.toml. Data comes from packages, never from a download
+# at run time.
+DEBIAN_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+festvox-italp16k festvox-itapc16k festvox-ru asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav \
+asterisk-core-sounds-fr-wav asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav \
+dataset-fashion-mnist"
 # Headless Chromium for the browser tests of `mmbind serve` (Playwright drives /usr/bin/chromium;
 # browser builds are never downloaded).
 DEBIAN_PACKAGES="$DEBIAN_PACKAGES chromium"

@@ -170,6 +170,8 @@ def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[st
         tower = binder.config.towers[m]
         if tower.freeze_encoder:
             info["supervised_skipped"] = "encoder frozen in the binder: the linear probe is its bound"
+        elif cfg.supervised_epochs == 0:  # an untrained classifier would score chance and cost a full pass
+            info["supervised_skipped"] = "[eval] supervised_epochs = 0: the linear probe is the bound"
         else:
             started = time.perf_counter()
             epochs = cfg.supervised_epochs

@@ -41,3 +41,6 @@ def register_datasets(register):
     register(mmbind.DatasetSpec(
         "imu-windows", ("imu",), mmbind.lazy("mmbind_plugins.datasets.imu_windows:load_imu_windows"),
         "labelled IMU windows: class folders of CSV/NPY, one long CSV with a window column, or an aeon .ts"))
+    register(mmbind.DatasetSpec(
+        "fashion-mnist", ("image", "text"), mmbind.lazy("mmbind_plugins.datasets.fashion_mnist:load_fashion_mnist"),
+        "the 70,000 real Fashion-MNIST images (IDX files, official split) + class-name text prompts"))

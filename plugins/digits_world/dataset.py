@@ -24,7 +24,7 @@ from mmbind import BindingData, ModalitySamples
 from mmbind_plugins.digits_world import cache, sources, speech, text
 from mmbind_plugins.digits_world.images import COLOURS, assign_colours, colourise
 
-DATA_VERSION = "2"  # bump when generation changes, so old caches are not reused
+DATA_VERSION = "3"  # bump when generation changes, so old caches are not reused
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 MODALITIES = ("image", "digits", "text", "audio", "imu", "depth", "thermal")
 SIMULATED = frozenset({"imu", "depth", "thermal"})
@@ -42,7 +42,8 @@ def default_root() -> Path:
 
 def _options(seed: int, size: int, n_per_class: int | None, audio_per_class: int,
              audio_test_per_class: int, simulated_per_class: int, simulated_test_per_class: int,
-             colours_per_image: int, imu_length: int, imu_rate: int) -> dict[str, Any]:
+             colours_per_image: int, imu_length: int, imu_rate: int,
+             writer_variation: bool = False) -> dict[str, Any]:
     """The options that decide the data (hashed into the cache folder name), validated."""
     for name, value, least in [("size", size, 8), ("audio_per_class", audio_per_class, 0),
                                ("audio_test_per_class", audio_test_per_class, 0),
@@ -73,7 +74,7 @@ def _options(seed: int, size: int, n_per_class: int | None, audio_per_class: int
         counts["text"] = (n, max(1, n // 4))
     return {"version": DATA_VERSION, "seed": int(seed), "size": size, "counts": counts,
             "colours_per_image": colours_per_image, "imu_length": imu_length,
-            "imu_rate": imu_rate}
+            "imu_rate": imu_rate, "writer_variation": bool(writer_variation)}
 
 
 def cache_folder(root: Path, options: dict[str, Any]) -> Path:
@@ -175,9 +176,9 @@ def _build_simulated(o: dict, arrays: dict, records: dict, modality: str) -> Non
     from mmbind_plugins.digits_world.thermal import simulate_thermal
 
     simulate = {
-        "imu": lambda f, d, rng: simulate_imu(f, d, rng, o["imu_length"], o["imu_rate"]),
-        "depth": lambda f, d, rng: simulate_depth(f, d, rng, o["size"]),
-        "thermal": lambda f, d, rng: simulate_thermal(f, d, rng, o["size"]),
+        "imu": lambda f, d, rng, w: simulate_imu(f, d, rng, o["imu_length"], o["imu_rate"], w),
+        "depth": lambda f, d, rng, w: simulate_depth(f, d, rng, o["size"], w),
+        "thermal": lambda f, d, rng, w: simulate_thermal(f, d, rng, o["size"], w),
     }[modality]
     for split, per_class, fonts in zip(
             ("train", "test"), o["counts"]["simulated"],
@@ -185,7 +186,10 @@ def _build_simulated(o: dict, arrays: dict, records: dict, modality: str) -> Non
         samples, labels, meta = [], [], []
         for i in range(per_class * 10):
             digit, font = i % 10, fonts[(i // 10) % len(fonts)]
-            samples.append(simulate(font, digit, _rng(o["seed"], modality, split, i)))
+            # a writer's variation of the strokes (if asked) in training only: the test
+            # split's samples stay the fonts' own designs in the random style
+            samples.append(simulate(font, digit, _rng(o["seed"], modality, split, i),
+                                    split == "train" and o["writer_variation"]))
             labels.append(digit)
             meta.append({"font": font, "simulated": True})
         arrays[f"{split}_{modality}"] = np.stack(samples)
@@ -247,7 +251,8 @@ def load_digits_world(root: str | Path | None = None, seed: int = 0, size: int =
                       n_per_class: int | None = None, audio_per_class: int = 350,
                       audio_test_per_class: int = 50, simulated_per_class: int = 500,
                       simulated_test_per_class: int = 50, colours_per_image: int = 2,
-                      imu_length: int = 256, imu_rate: int = 100, rebuild: bool = False,
+                      imu_length: int = 256, imu_rate: int = 100, writer_variation: bool = False,
+                      rebuild: bool = False,
                       workers: int | None = None) -> BindingData:
     """The digits world, built once from `seed` and cached under `root`.
 
@@ -258,12 +263,15 @@ def load_digits_world(root: str | Path | None = None, seed: int = 0, size: int =
     audio_per_class / audio_test_per_class: synthetic clips per digit; simulated_per_class /
     simulated_test_per_class: IMU, depth and thermal samples per digit. colours_per_image:
     how many colourings of each MNIST train digit. imu_length samples at imu_rate Hz.
+    writer_variation: give training IMU, depth and thermal samples a writer's variation of the
+    strokes (glyphs.writer_variation); off by default, since a supervised probe did not show it
+    helping on the unseen test fonts (docs/digits-world.md).
     rebuild=True rebuilds even if a cache exists. workers: TTS subprocesses in parallel.
     """
     global build_count
     options = _options(seed, size, n_per_class, audio_per_class, audio_test_per_class,
                        simulated_per_class, simulated_test_per_class, colours_per_image,
-                       imu_length, imu_rate)
+                       imu_length, imu_rate, writer_variation)
     folder = cache_folder(Path(root) if root is not None else default_root(), options)
     if rebuild or not cache.is_complete(folder):
         build_count += 1
