@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from contextlib import contextmanager
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -85,6 +85,8 @@ class BindDataset(torch.utils.data.Dataset):
 
     Inputs of towers that are not augmented are transformed once and kept (up to
     ``cache_bytes`` per loading process): their transform gives the same tensor every epoch.
+    Of an augmented tower whose train transform has ``precompute``/``finish`` (docs/hooks.md),
+    the deterministic ``precompute`` output is kept the same way and ``finish`` runs per epoch.
     A batch is fetched with ``__getitems__``, which seeds torch, numpy and random from the
     batch's seed (and restores the caller's RNG state afterwards), so augmentation does not
     depend on which process loads the batch.
@@ -109,17 +111,24 @@ class BindDataset(torch.utils.data.Dataset):
         return sum(len(s) for s in self.samples.values())
 
     def _input(self, modality: str, index: int) -> Any:
+        transform = self.binder.transform(modality, train=self.augment[modality])
+        # What does not change between epochs is computed once: the whole transform without
+        # augmentation, the deterministic first part (``precompute``) of one that has it.
+        if not self.augment[modality]:
+            fixed, rest = transform, None
+        elif hasattr(transform, "precompute"):
+            fixed, rest = transform.precompute, transform.finish
+        else:
+            return transform(self.loaders[modality](self.samples[modality].inputs[index]))
         key = (modality, index)
-        if key in self._inputs:
-            return self._inputs[key]
-        raw = self.loaders[modality](self.samples[modality].inputs[index])
-        item = self.binder.transform(modality, train=self.augment[modality])(raw)
-        if not self.augment[modality]:  # deterministic: transform once, reuse every epoch
+        item = self._inputs.get(key)
+        if item is None:
+            item = fixed(self.loaders[modality](self.samples[modality].inputs[index]))
             size = _nbytes(item)
             if self._cached + size <= self.cache_bytes:
                 self._inputs[key] = item
                 self._cached += size
-        return item
+        return item if rest is None else rest(item)
 
     def __getitem__(self, item: PlanItem) -> LoadedItem:
         anchor_input = self._input(self.binder.anchor_modality, item.anchor) if self.with_anchor_input else None
@@ -167,18 +176,19 @@ class _PlanSampler:
     """A batch sampler whose batches are replaced every epoch."""
 
     def __init__(self) -> None:
-        self.batches: list[list[PlanItem]] = []
+        self.batches: Iterable[list[PlanItem]] = []
 
     def __iter__(self) -> Iterator[list[PlanItem]]:
         return iter(self.batches)
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.batches)  # type: ignore[arg-type]  # a list; a stream of epochs has none
 
 
 class PlanLoader:
     """One DataLoader (and its persistent workers) for a whole stage; set ``plan`` to the
-    epoch's batches (lists of plan items) before iterating over it."""
+    batches (lists of plan items) of the next pass over it: one epoch's list, or an iterable
+    that runs on over several epochs, so that the workers load across epoch ends."""
 
     def __init__(self, dataset: BindDataset, num_workers: int, device: torch.device):
         self._sampler = _PlanSampler()
@@ -189,12 +199,12 @@ class PlanLoader:
             generator=torch.Generator())  # its own: loading must not consume the model's RNG stream
 
     @property
-    def plan(self) -> list[list[PlanItem]]:
+    def plan(self) -> Iterable[list[PlanItem]]:
         """The batches the next pass over the loader yields, in order."""
         return self._sampler.batches
 
     @plan.setter
-    def plan(self, batches: list[list[PlanItem]]) -> None:
+    def plan(self, batches: Iterable[list[PlanItem]]) -> None:
         self._sampler.batches = batches
 
     def __len__(self) -> int:

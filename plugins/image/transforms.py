@@ -75,8 +75,15 @@ class ImageTransform:
         self.augment = SpatialAugment(self.size, crop_scale, degrees, translate) if self.train else None
 
     def __call__(self, image: Any) -> torch.Tensor:
+        return self.finish(self.precompute(image))
+
+    def precompute(self, image: Any) -> torch.Tensor:
+        """The image as a uint8 (3, H, W) tensor: deterministic, computed once per sample by the trainer."""
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
             image = load_rgb(image)  # raw paths/arrays work too, not only load()'s output
-        pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # uint8 CHW
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # uint8 CHW
+
+    def finish(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Resize and crop (train: the random geometry) and normalise ``precompute``'s output."""
         pixels = self.augment(pixels) if self.augment is not None else resize_center_crop(pixels, self.size)
         return (pixels.float() / 255.0 - self.mean) / self.std
