@@ -61,6 +61,7 @@ class EvalConfig:
     supervised_lr: float = 1e-3
     baseline_max_train: int = 2000
     supervised_max_seconds: float = 300.0
+    supervised_budget_seconds: float = 0.0  # all supervised encoders together; 0: no total cap
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Recipe:
     seed: int = 0
     output_dir: str = ""
     device: str = "cpu"
+    threads: int = 0  # CPU threads for compute and loading; 0: the cores free to the process (mmbind.threads)
     pretrain: PretrainConfig | None = None
     bind: BindConfig = field(default_factory=BindConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -111,7 +113,8 @@ _CHECKS = {
     list: ("a list", lambda v: isinstance(v, list)),
 }
 _MINIMUM = {"supervised_epochs": 0, "supervised_batch_size": 1, "baseline_max_train": 1, "epochs": 0, "batch_size": 1, "lr": 0, "num_workers": 0, "steps_per_epoch": 0,
-            "accumulation_steps": 1, "temperature": 1e-4, "warmup_steps": 0}
+            "accumulation_steps": 1, "temperature": 1e-4, "warmup_steps": 0,
+            "threads": 0}
 _CHOICES = {"precision": ("fp32", "bf16"), "head": ("linear", "mlp")}
 
 
@@ -171,10 +174,11 @@ def _field_type(f) -> type:
 def parse_recipe(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Validate a recipe table (as read from TOML) and resolve plugin names."""
     v = _Validator(source)
-    top = ["name", "seed", "output_dir", "device", "data", "anchor", "modalities", "bind", "eval", "embed"]
+    top = ["name", "seed", "output_dir", "device", "threads", "data", "anchor", "modalities", "bind", "eval", "embed"]
     v.table(data, "recipe", top, required=("name", "data", "anchor", "modalities"))
     scalars = {k: v.value(data, k, kind, "recipe") for k, kind in
-               (("name", str), ("seed", int), ("output_dir", str), ("device", str)) if k in data}
+               (("name", str), ("seed", int), ("output_dir", str), ("device", str), ("threads", int))
+               if k in data}
 
     data_table = v.table(data["data"], "[data]", ["dataset", "options"], required=("dataset",))
     dataset = v.value(data_table, "dataset", str, "[data]")

@@ -5,8 +5,9 @@ thrashes: every parallel region waits for its slowest thread, and a thread whose
 scheduler gave to another process makes the whole op wait (on a 2-core machine with one other
 busy process, a binding step took 3-5x longer with 2 threads than with 1). So the default is
 the cores this process may run on (CPU affinity, cgroup quota) minus those other processes keep
-busy (the 1-minute load average), at least 1; ``threads`` in a recipe or ``--threads`` on the
-command line sets it by hand.
+busy (the 1-minute load average), at least 1, shared among torchrun's processes on the machine;
+an explicit $OMP_NUM_THREADS, ``threads`` in a recipe or ``--threads`` on the command line sets
+it by hand (the latter two win).
 
 The loader's worker processes count against the same total: the main process gets
 ``threads - num_workers`` intra-op threads (at least 1); each worker runs one (DataLoader's
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import lru_cache
 from pathlib import Path
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
@@ -33,9 +35,10 @@ def usable_cores() -> int:
     return max(1, cores)
 
 
+@lru_cache(maxsize=1)
 def free_cores() -> int:
     """Usable cores minus those the machine's other work keeps busy (1-minute load average,
-    rounded), at least 1. Measured once, before this process does its own work."""
+    rounded), at least 1. Measured once per process, before its own work adds to the load."""
     cores = usable_cores()
     try:
         busy = round(os.getloadavg()[0])
@@ -45,10 +48,18 @@ def free_cores() -> int:
 
 
 def resolve_threads(threads: int = 0) -> int:
-    """``threads`` if > 0, else ``free_cores()``."""
+    """``threads`` if > 0; else $OMP_NUM_THREADS if set; else ``free_cores()`` shared among the
+    processes torchrun started on this machine ($LOCAL_WORLD_SIZE)."""
     if threads < 0:
         raise ValueError(f"threads must be >= 0 (0: the free cores), got {threads}")
-    return threads or free_cores()
+    if threads:
+        return threads
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        pass
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, free_cores() // local_processes)
 
 
 def apply_threads(threads: int = 0, num_workers: int = 0) -> int:

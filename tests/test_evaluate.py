@@ -1,5 +1,6 @@
 """Evaluation: metrics on hand-made embeddings, a full evaluate_run on a small trained fake world,
 the `mmbind eval` / `mmbind compare` commands, and the quality benchmark's markdown."""
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -317,3 +318,48 @@ def test_evaluate_run_names_bad_settings(trained):
                 evaluate_run(binder, data, recipe, prompt_tower="fw-text")
         finally:
             recipe.eval.extra_splits = ["real"]
+
+
+def test_supervised_baselines_are_cached_by_data_encoder_and_seed(trained, tmp_path, monkeypatch):
+    from mmbind.evaluation import baselines
+    from mmbind.evaluation.baseline_cache import BaselineCache
+
+    recipe, binder, data = trained
+    cfg = dataclasses.replace(recipe.eval, supervised_epochs=1)
+    cache = BaselineCache(tmp_path / "baselines")
+    present = {"test": ["fw-depth"]}
+    with fake_world.registered():
+        features = {("test", "fw-depth"): binder.encode(list(data.splits["test"]["fw-depth"].inputs), "fw-depth",
+                                                        output_value="features")}
+        first = baselines.supervised_baselines(binder, data, present, features, cfg, seed=0, cache=cache)
+        assert first["info"]["fw-depth"]["cached"] is False and len(list(cache.root.glob("*.npz"))) == 1
+
+        def must_not_train(*args, **kwargs):
+            raise AssertionError("trained again")
+
+        monkeypatch.setattr(baselines, "train_supervised_encoder", must_not_train)
+        second = baselines.supervised_baselines(binder, data, present, features, cfg, seed=0, cache=cache)
+        assert second["info"]["fw-depth"]["cached"] is True
+        assert second["info"]["fw-depth"]["steps"] == first["info"]["fw-depth"]["steps"]
+        np.testing.assert_array_equal(second["supervised"]["test", "fw-depth"], first["supervised"]["test", "fw-depth"])
+        with pytest.raises(AssertionError, match="trained again"):  # another seed is another baseline
+            baselines.supervised_baselines(binder, data, present, features, cfg, seed=1, cache=cache)
+        cfg.supervised_lr *= 2  # and so are other training settings (cfg is this test's copy)
+        with pytest.raises(AssertionError, match="trained again"):
+            baselines.supervised_baselines(binder, data, present, features, cfg, seed=0, cache=cache)
+
+
+def test_the_baseline_budget_is_shared_and_a_stopped_baseline_is_not_cached(trained, tmp_path):
+    from mmbind.evaluation.baseline_cache import BaselineCache
+    from mmbind.evaluation.baselines import supervised_baselines
+
+    recipe, binder, data = trained
+    cfg = dataclasses.replace(recipe.eval, supervised_epochs=50, supervised_budget_seconds=1e-3)
+    cache = BaselineCache(tmp_path / "baselines")
+    present = {"test": ["fw-audio", "fw-depth"]}
+    with fake_world.registered():
+        out = supervised_baselines(binder, data, present, {}, cfg, seed=0, cache=cache)
+    for m in present["test"]:
+        assert out["info"][m]["time_limited"] is True and out["info"][m]["steps"] == 1
+        assert ("test", m) in out["supervised"]
+    assert not list(cache.root.glob("*.npz"))

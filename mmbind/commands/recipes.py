@@ -26,6 +26,13 @@ def _load(recipe_path: str, overrides: tuple[str, ...]):
 
 _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Override a recipe field, e.g. --set bind.epochs=2 (repeatable).")
+_threads = click.option("--threads", type=click.IntRange(min=0), default=None,
+                        help="CPU threads for compute and loading (the recipe's threads; 0: the cores "
+                             "free to this process, see docs/performance.md).")
+
+
+def _with_threads(overrides: tuple[str, ...], threads: int | None) -> tuple[str, ...]:
+    return overrides if threads is None else (*overrides, f"threads={threads}")
 
 
 def register(cli: click.Group) -> None:
@@ -33,18 +40,20 @@ def register(cli: click.Group) -> None:
     @click.argument("recipe", type=click.Path(dir_okay=False))
     @click.option("--resume", is_flag=True, help="Continue from the run's last epoch checkpoint.")
     @_set
-    def train(recipe: str, resume: bool, overrides: tuple[str, ...]) -> None:
+    @_threads
+    def train(recipe: str, resume: bool, overrides: tuple[str, ...], threads: int | None) -> None:
         """Pretrain the anchor (if the recipe asks) and bind every modality."""
         from mmbind.pipeline import train_recipe
 
-        train_recipe(_load(recipe, overrides), resume=resume)
+        train_recipe(_load(recipe, _with_threads(overrides, threads)), resume=resume)
 
     @cli.command()
     @click.argument("recipe", type=click.Path(dir_okay=False))
     @click.option("--resume", is_flag=True, help="Continue training from the last checkpoint.")
     @_set
-    def run(recipe: str, resume: bool, overrides: tuple[str, ...]) -> None:
+    @_threads
+    def run(recipe: str, resume: bool, overrides: tuple[str, ...], threads: int | None) -> None:
         """Run every stage of RECIPE: train, evaluate, embed, report; print the result table."""
         from mmbind.pipeline import run_recipe
 
-        run_recipe(_load(recipe, overrides), resume=resume)
+        run_recipe(_load(recipe, _with_threads(overrides, threads)), resume=resume)

@@ -104,10 +104,16 @@ def register(cli: click.Group) -> None:
                   help="Train the supervised baselines (default: the recipe's supervised_baselines).")
     @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
                   help="Where to write the JSON (default: eval.json beside the checkpoint).")
+    @click.option("--baseline-budget", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+                  help="Wall seconds for all supervised encoders together (the recipe's "
+                       "[eval] supervised_budget_seconds; 0: no total cap). Cached baselines cost none.")
+    @click.option("--threads", type=click.IntRange(min=0), default=None,
+                  help="CPU threads (the recipe's threads; 0: the cores free to this process).")
     @click.option("--device", default=None, help="torch device, e.g. cpu or cuda:0.")
     def eval_(checkpoint: Path, data: str | None, options: tuple[str, ...], split: str | None,
               extra_splits: tuple[str, ...], templates: tuple[str, ...], text_modality: str | None,
-              supervised: bool | None, output: Path | None, device: str | None) -> None:
+              supervised: bool | None, output: Path | None, baseline_budget: float | None,
+              threads: int | None, device: str | None) -> None:
         """Zero-shot accuracy, retrieval R@K for every modality pair and supervised bounds of CHECKPOINT."""
         import time
 
@@ -115,6 +121,7 @@ def register(cli: click.Group) -> None:
         from mmbind.binder import Binder
         from mmbind.evaluation.results import format_table
         from mmbind.evaluation.run import evaluate_run
+        from mmbind.threads import apply_threads
 
         model, run, default_output = resolve_checkpoint(checkpoint)
         output = output or default_output
@@ -132,6 +139,11 @@ def register(cli: click.Group) -> None:
             recipe.eval.templates = list(templates)
         if supervised is not None:
             recipe.eval.supervised_baselines = supervised
+        if baseline_budget is not None:
+            recipe.eval.supervised_budget_seconds = baseline_budget
+        if threads is not None:
+            recipe.threads = threads
+        apply_threads(recipe.threads)
         dataset = mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
         try:
             results = evaluate_run(binder, dataset, recipe, prompt_tower=text_modality, run_dir=output.parent)

@@ -11,8 +11,9 @@ and every batch's augmentation is seeded from the plan, so a run resumed from an
 checkpoint ends with the same weights as an uninterrupted one, with any number of workers.
 
 Speed: the frozen anchor's embeddings come from an AnchorCache (computed once, reused every
-epoch); data loads in persistent worker processes when ``[bind] num_workers`` > 0; the time the
-step waits for data is logged per epoch as ``data_wait_share``.
+epoch); data loads in persistent worker processes when ``[bind] num_workers`` > 0, which share
+the recipe's ``threads`` with torch's intra-op threads (mmbind.threads); the time the step waits
+for data is logged per epoch as ``data_wait_share``.
 
 Distributed: launched by torchrun (WORLD_SIZE > 1) the trainer joins the process group, each
 trainable tower (encoder + head) is wrapped in its own DistributedDataParallel, every rank takes
@@ -23,6 +24,7 @@ Rank 0 writes checkpoints and metrics.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -33,6 +35,7 @@ from mmbind.binder import Binder
 from mmbind.plugin.specs import BindingData, ModalitySamples
 from mmbind.progress import bars_enabled
 from mmbind.recipe import Recipe
+from mmbind.threads import apply_threads
 from mmbind.training.bind import BindStage
 from mmbind.training.checkpoints import ResumeState, RunFolder
 from mmbind.training.loop import EpochLoop
@@ -54,8 +57,13 @@ class Trainer:
         self.recipe = recipe
         self.run = RunFolder(run_dir or recipe.run_dir)
         self.device = dist.init_from_env(recipe.device)  # joins torchrun's process group, if any
+        threads = apply_threads(recipe.threads, recipe.bind.num_workers)
+        logger.info("%d intra-op thread(s) and %d loader worker(s)", threads, recipe.bind.num_workers)
         self.bars = dist.is_main() and (bars_enabled() if progress is None else progress)
+        started = time.perf_counter()
         self.data = data if data is not None else mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
+        # wall seconds of each stage this trainer ran: data (loading or building), pretrain, bind
+        self.timing: dict[str, float] = {"data_seconds": round(time.perf_counter() - started, 1)}
         self.train_split = training_split(self.data, recipe)
         self.metrics = MetricsLog(self.run.metrics_path)
         self.loop = EpochLoop(self.metrics, recipe.bind.num_workers, self.device, self.bars)
@@ -68,6 +76,7 @@ class Trainer:
         if resume and checkpoint is None:
             logger.warning("--resume: no checkpoint in %s; starting from scratch", self.run.checkpoint_dir)
         with self.metrics:
+            started = time.perf_counter()
             if checkpoint is None:
                 self.run.clear()
                 binder, state = self.new_binder(), None
@@ -76,8 +85,11 @@ class Trainer:
                 apply_grad_checkpointing(binder, self.recipe)
                 self.metrics.truncate(state.global_step)
             dist.barrier()  # no rank reads the run folder while rank 0 is still clearing it
+            bind_started = time.perf_counter()
+            self.timing["pretrain_seconds"] = round(bind_started - started, 1)  # model set-up included
             self.bind(binder, state)
         self.run.save_model(binder)
+        self.timing["bind_seconds"] = round(time.perf_counter() - bind_started, 1)
         dist.barrier()
         return binder
 
