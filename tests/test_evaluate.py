@@ -186,6 +186,21 @@ def test_eval_and_compare_commands(trained, tmp_path):
         assert not_a_checkpoint.exit_code != 0 and "not a checkpoint" in not_a_checkpoint.output
 
 
+def test_eval_command_overrides_the_baseline_budget(trained, tmp_path):
+    from mmbind.cli import _register_builtin_commands, cli
+
+    recipe, _, _ = trained
+    _register_builtin_commands()
+    output = tmp_path / "eval.json"
+    with fake_world.registered():
+        result = CliRunner().invoke(cli, ["eval", str(recipe.run_dir), "--text-modality", "fw-text", "--threads", "1",
+                                          "--baseline-budget", "0.000001", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    info = json.loads(output.read_text())["supervised_info"]
+    trained_ones = [m for m, i in info.items() if "steps" in i]
+    assert trained_ones and all(info[m]["time_limited"] and info[m]["steps"] == 1 for m in trained_ones)
+
+
 # --- the quality benchmark's aggregation and markdown ---------------------------------------------
 def _benchmark():
     spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")

@@ -69,7 +69,7 @@ def test_every_recipe_field_is_documented():
 
     doc = (Path(__file__).parent.parent / "docs" / "recipes.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", doc, flags=re.M))
-    schema = {"name", "seed", "output_dir", "device", "dataset", "options", "modality"}
+    schema = {"name", "seed", "output_dir", "device", "threads", "dataset", "options", "modality"}
     for cls in (TowerConfig, PretrainConfig, BindConfig, EvalConfig, EmbedConfig):
         schema |= {f.name for f in fields(cls)}
     assert schema - documented == set(), f"fields missing from docs/recipes.md: {sorted(schema - documented)}"
