@@ -84,7 +84,12 @@ def main() -> None:
             f"{1000 * t['collate'] / len(plan):11.1f}")
     out(f"loading a batch (steady): {1000 * total_load:.0f} ms; train step: {1000 * step:.0f} ms; "
         f"loading / (loading + step) = {total_load / (total_load + step):.1%} with no workers")
-    result = {"recipe": args.recipe, "batch_size": recipe.bind.batch_size, "step_seconds": round(step, 4),
+    share = total_load / (total_load + step)
+    result = {"title": "Loader profile", "ratio": round(share, 4), "target": "< 0.5", "met": share < 0.5,
+              "ratio_meaning": "loading / (loading + step) with no workers: one loader worker on a core of "
+                               "its own hides the loading when this is below 0.5",
+              "setup": {"recipe": args.recipe, "batches": args.batches, "threads": torch.get_num_threads()},
+              "batch_size": recipe.bind.batch_size, "step_seconds": round(step, 4),
               "load_seconds": round(total_load, 4),
               "modalities": {m: {k: round(v / (1 if k == 'first' else steady if k == 'steady' else len(plan)), 4)
                                  for k, v in t.items()} for m, t in timings.items()}}

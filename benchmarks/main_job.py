@@ -92,7 +92,7 @@ def main() -> None:
             out(f"mmbind eval again (baselines cached): {warm:.1f} s as a process")
     name = "main_job" + (f"-{args.label}" if args.label else "")
     _common.finish(name, {
-        "title": "Main job", "ratio": round(share, 4), "target": f"<= {TARGET_DATA_WAIT}",
+        "title": "Main job" + (f" ({args.label})" if args.label else ""), "ratio": round(share, 4), "target": f"<= {TARGET_DATA_WAIT}",
         "met": share <= TARGET_DATA_WAIT, "ratio_meaning": "binding's data-wait share (blocked on the loader / epoch time)",
         "stages_seconds": times, "data_wait_per_epoch": per_epoch, "warm_eval_seconds": warm,
         "setup": {"recipe": args.recipe, "overrides": " ".join(args.overrides) or "none", "mmbind": args.mmbind,

@@ -114,7 +114,7 @@ _CHECKS = {
 }
 _MINIMUM = {"supervised_epochs": 0, "supervised_batch_size": 1, "baseline_max_train": 1, "epochs": 0, "batch_size": 1, "lr": 0, "num_workers": 0, "steps_per_epoch": 0,
             "accumulation_steps": 1, "temperature": 1e-4, "warmup_steps": 0,
-            "threads": 0}
+            "threads": 0, "supervised_budget_seconds": 0}
 _CHOICES = {"precision": ("fp32", "bf16"), "head": ("linear", "mlp")}
 
 
