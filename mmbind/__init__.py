@@ -4,7 +4,7 @@ Importing mmbind is cheap: torch loads only when a model is built or data is enc
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmbind.data.compose import compose_datasets
 from mmbind.plugin.hookspecs import PLUGIN_API, hookimpl
@@ -18,6 +18,9 @@ from mmbind.plugin.specs import (
     Modality,
     ModalitySamples,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 __version__ = "0.1.0"
 
@@ -61,12 +64,13 @@ def list_losses(pattern: str = "*") -> list[str]:
     return _registry("losses").list(pattern)
 
 
-def create_encoder(name: str, **options: Any):
+def create_encoder(name: str, **options: Any) -> "torch.nn.Module":
     """Build a registered encoder, timm-style: ``create_encoder("audio-cnn-tiny", width=32)``."""
     return get_encoder(name).factory(**options)
 
 
-def create_loss(name: str, **options: Any):
+def create_loss(name: str, **options: Any) -> "torch.nn.Module":
+    """Build a registered loss: ``create_loss("infonce")``."""
     return get_loss(name).factory(**options)
 
 

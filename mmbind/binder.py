@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -152,7 +152,7 @@ class Binder(nn.Module):
         embeddings = self.heads[modality](features)
         return F.normalize(embeddings, dim=-1) if normalize else embeddings
 
-    def transform(self, modality: str, train: bool = False):
+    def transform(self, modality: str, train: bool = False) -> Callable[[Any], Any]:
         """The modality's transform with the sizes this binder was trained with."""
         key = (modality, train)
         if key not in self._transforms:
