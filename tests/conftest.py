@@ -21,8 +21,8 @@ def _registered(module_name: str, plugin_name: str):
 
 @pytest.fixture(autouse=True)
 def _baseline_cache(tmp_path_factory, monkeypatch):
-    """Supervised baselines are cached in a folder of the test session, never in ~/.cache."""
-    folder = tmp_path_factory.getbasetemp() / "mmbind-cache"
+    """Supervised baselines are cached in a folder of each test's own, never in ~/.cache."""
+    folder = tmp_path_factory.mktemp("mmbind-cache")
     monkeypatch.setattr("mmbind.evaluation.baseline_cache.cache_dir", lambda: folder)
 
 

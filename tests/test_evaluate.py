@@ -364,17 +364,27 @@ def test_supervised_baselines_are_cached_by_data_encoder_and_seed(trained, tmp_p
             baselines.supervised_baselines(binder, data, present, features, cfg, seed=0, cache=cache)
 
 
-def test_the_baseline_budget_is_shared_and_a_stopped_baseline_is_not_cached(trained, tmp_path):
+def test_the_budget_is_shared_and_a_stopped_baseline_is_retrained_only_with_more_time(trained, tmp_path,
+                                                                                       monkeypatch):
+    from mmbind.evaluation import baselines
     from mmbind.evaluation.baseline_cache import BaselineCache
-    from mmbind.evaluation.baselines import supervised_baselines
 
     recipe, binder, data = trained
     cfg = dataclasses.replace(recipe.eval, supervised_epochs=50, supervised_budget_seconds=1e-3)
     cache = BaselineCache(tmp_path / "baselines")
     present = {"test": ["fw-audio", "fw-depth"]}
     with fake_world.registered():
-        out = supervised_baselines(binder, data, present, {}, cfg, seed=0, cache=cache)
-    for m in present["test"]:
-        assert out["info"][m]["time_limited"] is True and out["info"][m]["steps"] == 1
-        assert ("test", m) in out["supervised"]
-    assert not list(cache.root.glob("*.npz"))
+        out = baselines.supervised_baselines(binder, data, present, {}, cfg, seed=0, cache=cache)
+        for m in present["test"]:
+            assert out["info"][m]["time_limited"] is True and out["info"][m]["steps"] == 1
+            assert ("test", m) in out["supervised"]
+        again = baselines.supervised_baselines(binder, data, present, {}, cfg, seed=0, cache=cache)
+        assert all(again["info"][m]["cached"] for m in present["test"])  # the same caps: the same result
+
+        def must_not_train(*args, **kwargs):
+            raise AssertionError("trained again")
+
+        monkeypatch.setattr(baselines, "train_supervised_encoder", must_not_train)
+        with pytest.raises(AssertionError, match="trained again"):  # more time: it may do better
+            baselines.supervised_baselines(binder, data, present, {},
+                                           dataclasses.replace(cfg, supervised_budget_seconds=0.0), seed=0, cache=cache)

@@ -6,8 +6,9 @@ samples and labels it is given, the tower's architecture, options and preprocess
 training settings and the seed. Its predictions on the evaluated splits are stored under
 ``<cache dir>/baselines/<key>.npz`` (plain arrays, read without pickle) with its info in
 ``<key>.json``; the key hashes all of the above, the evaluated inputs and the mmbind and torch
-versions. The cache dir is $MMBIND_CACHE, else ~/.cache/mmbind. Only complete trainings are
-stored: one stopped by the time budget depends on the machine's load, and a later run may do better.
+versions. The cache dir is $MMBIND_CACHE, else ~/.cache/mmbind. The time caps a training ran
+under are stored in its info: one the cap stopped is reused only under caps no larger
+(baselines.py decides).
 """
 from __future__ import annotations
 

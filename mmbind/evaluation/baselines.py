@@ -9,11 +9,13 @@ Per modality, two baselines trained on the train split's labels:
 Both are capped at ``[eval] baseline_max_train`` training samples (class-balanced), and the
 encoders' training at ``[eval] supervised_budget_seconds`` together and
 ``supervised_max_seconds`` each, to stay cheap. A supervised encoder's predictions are cached
-on disk (baseline_cache.py): the same data, encoder and seed are not trained twice.
+on disk (baseline_cache.py): the same data, encoder and seed are not trained twice (one
+stopped by its time cap is trained again only by a run that allows it more time).
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -146,6 +148,15 @@ def predict(model: Any, binder: "Binder", modality: str, inputs: Sequence[Any],
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
+def _reusable(stored: dict[str, Any], caps: dict[str, float]) -> bool:
+    """A cached baseline serves this run unless the time cap stopped it and this run allows more
+    time (a cap of 0 is none): a complete training is the same whatever the caps."""
+    if not stored.get("time_limited"):
+        return True
+    more = lambda now, then: (now or math.inf) > (then or math.inf)  # noqa: E731
+    return not any(more(caps[k], stored.get(k, 0.0)) for k in caps)
+
+
 def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[str, list[str]],
                          features: dict[tuple[str, str], np.ndarray], cfg: "EvalConfig",
                          seed: int = 0, cache: "BaselineCache | None" = None) -> dict[str, Any]:
@@ -165,6 +176,8 @@ def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[st
     train = data.splits.get("train", {})
     n_classes = len(data.class_names)
     settings = {"epochs": cfg.supervised_epochs, "batch_size": cfg.supervised_batch_size, "lr": cfg.supervised_lr}
+    # the time caps a training ran under, kept with it: a stopped one is reused under caps no larger
+    caps = {"budget_seconds": cfg.supervised_budget_seconds, "max_seconds": cfg.supervised_max_seconds}
     jobs = []
     for m in dict.fromkeys(m for ms in present.values() for m in ms):
         if m not in train or len(train[m]) == 0:
@@ -183,7 +196,10 @@ def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[st
             key = baseline_key(m, binder.config.towers[m], inputs, labels[pick],
                                {split: list(data.splits[split][m].inputs) for split in splits},
                                n_classes, settings, seed)
-        jobs.append((m, inputs, labels[pick], splits, key, cache.get(key) if key else None))
+        cached = cache.get(key) if key else None
+        if cached is not None and not _reusable(cached[1], caps):
+            cached = None  # stopped by a smaller time cap than this run's: this run may do better
+        jobs.append((m, inputs, labels[pick], splits, key, cached))
 
     to_train = sum(1 for *_, key, cached in jobs if key and cached is None)
     budget = cfg.supervised_budget_seconds or None
@@ -227,10 +243,8 @@ def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[st
                 budget -= time.perf_counter() - started
             to_train -= 1
             if run["time_limited"]:
-                log.warning("baselines for %s: the time budget stopped the supervised encoder after %d steps; "
-                            "not cached (raise [eval] supervised_budget_seconds or --baseline-budget)",
-                            m, run["steps"])
-            else:
-                cache.put(key, predictions, run)
+                log.warning("baselines for %s: the time cap stopped the supervised encoder after %d steps (raise "
+                            "[eval] supervised_budget_seconds or --baseline-budget for a full one)", m, run["steps"])
+            cache.put(key, predictions, {**run, **caps})
         out["info"][m] = info
     return out
