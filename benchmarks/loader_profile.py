@@ -1,6 +1,6 @@
 """Where the bind loader of a recipe spends its time, against the step it feeds, in one run.
 
-    python benchmarks/loader_profile.py [recipes/digits.toml] [--batches 3] [--threads 1] [--cprofile]
+    python benchmarks/loader_profile.py [recipes/digits.toml] [--batches 3] [--threads 1] [--cprofile] [--label L]
 
 For every tower of the recipe that the loader feeds (not the cached anchor, not a frozen tower
 whose features are precomputed), one batch of the first binding epoch's plan is loaded with the
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("recipe", nargs="?", default="recipes/digits.toml")
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--label", default="", help="suffix of the result file and title, e.g. before")
     _common.add_threads_option(parser)
     args = parser.parse_args()
     _common.apply_threads(args)
@@ -85,7 +86,7 @@ def main() -> None:
     out(f"loading a batch (steady): {1000 * total_load:.0f} ms; train step: {1000 * step:.0f} ms; "
         f"loading / (loading + step) = {total_load / (total_load + step):.1%} with no workers")
     share = total_load / (total_load + step)
-    result = {"title": "Loader profile", "ratio": round(share, 4), "target": "< 0.5", "met": share < 0.5,
+    result = {"title": "Loader profile" + (f" ({args.label})" if args.label else ""), "ratio": round(share, 4), "target": "< 0.5", "met": share < 0.5,
               "ratio_meaning": "loading / (loading + step) with no workers: one loader worker on a core of "
                                "its own hides the loading when this is below 0.5",
               "setup": {"recipe": args.recipe, "batches": args.batches, "threads": torch.get_num_threads()},
@@ -105,7 +106,7 @@ def main() -> None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
         out(text.getvalue())
-    _common.finish("loader_profile", result, out.lines)
+    _common.finish("loader_profile" + (f"-{args.label}" if args.label else ""), result, out.lines)
 
 
 if __name__ == "__main__":

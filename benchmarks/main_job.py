@@ -95,7 +95,8 @@ def main() -> None:
         warm = None
         if not args.no_warm_eval:
             started = time.perf_counter()
-            subprocess.run([args.mmbind, "eval", str(run)], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([args.mmbind, "eval", str(run), "--output", str(run / "eval-again.json")], check=True,
+                           stdout=subprocess.DEVNULL)  # not over the run's eval.json, which holds its timing
             warm = round(time.perf_counter() - started, 1)
             out(f"mmbind eval again (baselines cached): {warm:.1f} s as a process")
     name = "main_job" + (f"-{args.label}" if args.label else "")
