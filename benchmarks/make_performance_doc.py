@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 DOC = HERE.parent / "docs" / "performance.md"
-BENCHMARKS = ["main_job-after", "main_job-before", "loader_profile", "loader_profile-before", "contention", "anchor_cache", "loop_overhead", "embed_throughput",
+BENCHMARKS = ["main_job-full", "main_job-after", "main_job-before", "loader_profile", "loader_profile-before", "contention", "anchor_cache", "loop_overhead", "embed_throughput",
               "startup"]
 
 
