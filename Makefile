@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test test-all benchmarks
 
-$(VENV)/.installed: pyproject.toml setup.py scripts/setup.sh
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt scripts/setup.sh frontend/package-lock.json
 	bash scripts/setup.sh
 
 setup: $(VENV)/.installed

@@ -132,6 +132,6 @@ class Printer:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def __call__(self, text: str = "") -> None:
+    def __call__(self, text: str = "", **_: Any) -> None:  # print's flush=... is accepted (always flushed)
         print(text, flush=True)
         self.lines.append(text)

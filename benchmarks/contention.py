@@ -37,7 +37,6 @@ def main() -> None:
 
     import torch
 
-    import mmbind
     from mmbind.binder import Binder
     from mmbind.recipe import load_recipe
     from mmbind.threads import free_cores, usable_cores
@@ -48,7 +47,7 @@ def main() -> None:
     auto = free_cores()  # measured first: before this process loads the machine itself
     out = _common.Printer()
     recipe = load_recipe(args.recipe)
-    data = mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
+    data = recipe.load_data()
     binder = Binder(recipe.binder_config())
     binder.freeze_anchor()
     with tempfile.TemporaryDirectory() as tmp:

@@ -63,9 +63,9 @@ def make_binder():
     from mmbind.binder import Binder, BinderConfig, TowerConfig
 
     torch.manual_seed(0)
-    config = BinderConfig("image", {
-        "image": TowerConfig("image-efficientnet-lite0", head="none"),
-        "audio": TowerConfig("audio-cnn-tiny", head="linear"),
+    config = BinderConfig(anchor="image", towers={
+        "image": TowerConfig(encoder="image-efficientnet-lite0", head="none"),
+        "audio": TowerConfig(encoder="audio-cnn-tiny", head="linear"),
     })
     binder = Binder(config)
     binder.freeze_anchor()

@@ -37,7 +37,6 @@ def main() -> None:
 
     import torch
 
-    import mmbind
     from mmbind.binder import Binder
     from mmbind.recipe import load_recipe
     from mmbind.training.bind import BindStage
@@ -47,7 +46,7 @@ def main() -> None:
     out = _common.Printer()
     recipe = load_recipe(args.recipe)
     started = time.perf_counter()
-    data = mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
+    data = recipe.load_data()
     out(f"dataset loaded in {time.perf_counter() - started:.1f} s")
     split = training_split(data, recipe)
     binder = Binder(recipe.binder_config())

@@ -17,6 +17,7 @@ from mmbind.plugin.specs import (
     LossSpec,
     Modality,
     ModalitySamples,
+    SampleStream,
 )
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "hookimpl", "lazy", "PLUGIN_API", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "BindingData",
-    "ModalitySamples", "InputError", "get_modality", "get_encoder", "get_dataset", "get_loss",
+    "ModalitySamples", "SampleStream", "InputError", "get_modality", "get_encoder", "get_dataset", "get_loss",
     "list_modalities", "list_encoders", "list_datasets", "list_losses", "create_encoder",
     "create_loss", "load_dataset", "compose_datasets", "Binder", "EmbeddingStore",
 ]

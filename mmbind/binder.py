@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
@@ -20,41 +19,13 @@ import torch.nn.functional as F
 
 import mmbind
 from mmbind import progress
+from mmbind.recipe.towers import BinderConfig, TowerConfig  # noqa: F401  (their home was here)
 
 OutputValue = Literal["embedding", "features"]
 OUTPUT_VALUES = ("embedding", "features", None)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MAX_LOGIT_SCALE = math.log(100.0)
-
-
-@dataclass
-class TowerConfig:
-    """One modality's tower: which encoder, its options, the eval/train transform sizes, the head."""
-
-    encoder: str
-    options: dict[str, Any] = field(default_factory=dict)
-    preprocess: dict[str, Any] = field(default_factory=dict)
-    head: str = "linear"  # "linear", "mlp" or "none" (the anchor's embedding is its encoder output)
-    temperature: float = 0.07
-    learn_temperature: bool = True
-    freeze_encoder: bool = False
-    augment: bool = True
-    loss_options: dict[str, Any] = field(default_factory=dict)  # over [bind] loss_options, this tower only
-
-
-@dataclass
-class BinderConfig:
-    anchor: str
-    towers: dict[str, TowerConfig]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mmbind_version": mmbind.__version__, "anchor": self.anchor,
-                "towers": {m: asdict(t) for m, t in self.towers.items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BinderConfig":
-        return cls(data["anchor"], {m: TowerConfig(**t) for m, t in data["towers"].items()})
 
 
 def _build_encoder(name: str, options: dict[str, Any], pretrained: bool) -> nn.Module:
@@ -79,27 +50,40 @@ def _build_head(kind: str, in_dim: int, dim: int) -> nn.Module:
 
 
 class Binder(nn.Module):
-    """Towers that map every modality into the anchor's embedding space."""
+    """Towers that map every modality into the anchor's embedding space.
 
-    def __init__(self, config: BinderConfig, pretrained: bool = True):
+    ``base``: a binder folder this one is made from (an imported ImageBind, say): the towers it
+    shares with the base get the base's weights, and ``save_pretrained`` writes only what
+    differs from them, beside a reference to the base (see ``mmbind.derived``)."""
+
+    def __init__(self, config: BinderConfig, pretrained: bool = True, base: str | Path | None = None):
+        from mmbind import derived
+        from mmbind.finetune import apply_tuning
+
         super().__init__()
         self.config = config
         self.encoders = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         self.log_scales = nn.ParameterDict()
-        anchor_cfg = config.towers[config.anchor]
-        self.encoders[config.anchor] = _build_encoder(anchor_cfg.encoder, anchor_cfg.options, pretrained)
-        self.dim = int(self.encoders[config.anchor].output_dim)
-        for modality, tower in config.towers.items():
-            if modality != config.anchor:
-                self.encoders[modality] = _build_encoder(tower.encoder, tower.options, pretrained)
-            head = "none" if modality == config.anchor else tower.head
+        self.base = None if base is None else Path(base)
+        self.base_reference: dict[str, str] | None = None  # the base's folder and hash, made on first save
+        from_base = [] if base is None else [m for m in derived.read_config(base)["towers"] if m in config.towers]
+        anchor = config.anchor
+        # a tower the base has is built without pretrained weights: the base's are loaded below
+        build = lambda m: _build_encoder(config.towers[m].encoder, config.towers[m].options,  # noqa: E731
+                                         pretrained and m not in from_base)
+        self.encoders[anchor] = build(anchor)
+        self.dim = int(self.encoders[anchor].output_dim)
+        for modality, tower in config.towers.items():  # encoder, head, scale: the order seeds see
+            if modality != anchor:
+                self.encoders[modality] = build(modality)
+            head = "none" if modality == anchor else tower.head
             self.heads[modality] = _build_head(head, int(self.encoders[modality].output_dim), self.dim)
             self.log_scales[modality] = nn.Parameter(
                 torch.tensor(math.log(1.0 / tower.temperature)),
-                requires_grad=tower.learn_temperature and modality != config.anchor)
-            if tower.freeze_encoder:
-                self.encoders[modality].requires_grad_(False)
+                requires_grad=tower.learn_temperature and modality != anchor)
+            apply_tuning(self.encoders[modality], tower, modality)
+        self.from_base = derived.load_base(self, self.base, from_base) if from_base else set()
         self.anchor_frozen = False
         self._transforms: dict[tuple[str, bool], Any] = {}
 
@@ -124,11 +108,12 @@ class Binder(nn.Module):
 
     def train(self, mode: bool = True) -> "Binder":
         super().train(mode)
+        from mmbind.finetune import eval_frozen_parts
+
         if self.anchor_frozen:
             self.encoders[self.anchor_modality].eval()
-        for modality, tower in self.config.towers.items():
-            if tower.freeze_encoder:  # frozen encoders keep their normalisation statistics too
-                self.encoders[modality].eval()
+        for encoder in self.encoders.values():  # frozen parts keep their normalisation statistics
+            eval_frozen_parts(encoder)
         return self
 
     def logit_scale(self, modality: str) -> torch.Tensor:
@@ -162,8 +147,10 @@ class Binder(nn.Module):
         return self._transforms[key]
 
     def collate(self, modality: str, items: list) -> Any:
-        collate = mmbind.get_modality(modality).collate
-        return collate(items) if collate is not None else torch.stack(items)
+        """Batch transformed samples for the modality's tower (its encoder tokenises here, if it does)."""
+        from mmbind.plugin.specs import collate_batch
+
+        return collate_batch(items, mmbind.get_modality(modality), self.encoders[modality])
 
     def prepare(self, inputs: Sequence[Any], modality: str, train: bool = False) -> Any:
         """Load, transform and collate raw inputs (paths, arrays, strings) into one batch."""
@@ -261,36 +248,53 @@ class Binder(nn.Module):
         return digest.hexdigest()[:16]
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config.json and model.safetensors (transformers layout)."""
-        from safetensors.torch import save_model
+        """Write config.json and model.safetensors (transformers layout). A binder with a base
+        writes only the tensors that differ from the base's, and a reference to the base."""
+        from safetensors.torch import save_file, save_model
+
+        from mmbind import derived
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         config = self.config.to_dict()
         config["dim"] = self.dim
         config["anchor_frozen"] = self.anchor_frozen
+        if self.base is not None:
+            self.base_reference = self.base_reference or derived.reference(self.base)
+            config["base"] = self.base_reference
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        save_model(self, str(directory / WEIGHTS_NAME))
+        if self.base is None:
+            save_model(self, str(directory / WEIGHTS_NAME))
+        else:
+            save_file(derived.differing(self.state_dict(), self.base), str(directory / WEIGHTS_NAME),
+                      metadata={"format": "pt"})
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None) -> "Binder":
-        """Rebuild a binder saved by save_pretrained; no pretrained weights are fetched again."""
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device | None = None,
+                        base: str | Path | None = None) -> "Binder":
+        """Rebuild a binder saved by save_pretrained; no pretrained weights are fetched again.
+        A binder made from a base loads the base's weights first (from the recorded folder, or
+        ``base`` if given; either must be the very base it was made from)."""
+        from mmbind import derived
         from mmbind.errors import CheckpointError
         from mmbind.weights import load_safetensors_into
 
         directory = Path(directory)
-        config_path = directory / CONFIG_NAME
-        if not config_path.is_file():
-            raise CheckpointError(f"{config_path} not found: expected a folder written by Binder.save_pretrained")
+        data = derived.read_config(directory)
         try:
-            data = json.loads(config_path.read_text())
             config = BinderConfig.from_dict(data)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"{config_path}: not a binder config ({type(error).__name__}: {error}); expected "
-                                  f"the config.json written by Binder.save_pretrained") from None
-        binder = cls(config, pretrained=False)
-        load_safetensors_into(binder, directory / WEIGHTS_NAME)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{directory / CONFIG_NAME}: not a binder config ({type(error).__name__}: {error}); "
+                                  f"expected the config.json written by Binder.save_pretrained") from None
+        if "base" not in data:
+            binder = cls(config, pretrained=False)
+            load_safetensors_into(binder, directory / WEIGHTS_NAME)
+        else:
+            found = derived.resolve(data["base"], directory, base)
+            binder = cls(config, pretrained=False, base=found)
+            binder.base_reference = {"path": str(found.resolve()), "sha256": data["base"]["sha256"]}
+            derived.load_own(binder, directory / WEIGHTS_NAME, binder.from_base)
         if data.get("anchor_frozen", True):
             binder.freeze_anchor()
         binder.eval()

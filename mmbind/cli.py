@@ -38,9 +38,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, traceback: bool) -> None:
 
 
 def _register_builtin_commands() -> None:
-    from mmbind.commands import embeddings, plugins, recipes, results
+    from mmbind.commands import embeddings, export, plugins, recipes, results, schema, serve
 
-    for module in (plugins, recipes, results, embeddings):
+    for module in (plugins, recipes, results, embeddings, export, schema, serve):
         module.register(cli)
 
 

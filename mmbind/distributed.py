@@ -50,13 +50,16 @@ def env_world_size() -> int:
         raise ValueError(f"environment variable WORLD_SIZE={value!r}: expected an integer") from None
 
 
-def init_from_env(device: str = "cpu", timeout_minutes: float = 30.0) -> torch.device:
-    """Join the process group torchrun describes (WORLD_SIZE > 1); return this rank's device.
+def init_from_env(device: str = "auto", timeout_minutes: float = 30.0) -> torch.device:
+    """Join the process group torchrun describes (WORLD_SIZE > 1); return this rank's device
+    (``mmbind.devices.resolve_device``: "auto", "cpu", "cuda", "cuda:N", "mps").
 
     Backend: nccl for CUDA devices, gloo otherwise. With "cuda" each rank takes cuda:LOCAL_RANK.
     A second call (or a single-process run) only resolves the device.
     """
-    target = torch.device(device)
+    from mmbind.devices import resolve_device
+
+    target = resolve_device(device)
     if target.type == "cuda" and target.index is None and env_world_size() > 1:
         target = torch.device("cuda", local_rank())
     if target.type == "cuda":

@@ -14,3 +14,15 @@ class InputError(UserError, ValueError):
 
 class CheckpointError(UserError, ValueError):
     """A model, checkpoint or weights file that cannot be loaded; the message names the file."""
+
+
+class RunFolderError(UserError):
+    """A run folder that cannot be used as asked: it holds an earlier run, or another process trains in it."""
+
+
+class TrainingError(UserError):
+    """Training that cannot go on (a non-finite loss); the message names the step and what was kept."""
+
+
+class ExportError(UserError, ValueError):
+    """A tower that cannot be exported to the asked format; the message says why and what would."""

@@ -36,3 +36,18 @@ def toy_plugin():
 def caption_plugin():
     """The fake caption plugin (tests/caption_plugin.py): a modality whose inputs are strings."""
     yield from _registered("caption_plugin", "caption")
+
+
+# A small digits world (no synthetic speech), built once per session: the fine-tuning and
+# ImageBind-extension tests train on it. Recipes pass these options to the dataset.
+SMALL_DIGITS_WORLD = dict(n_per_class=6, audio_per_class=0, audio_test_per_class=0)
+
+
+@pytest.fixture(scope="session")
+def small_digits_world(tmp_path_factory) -> dict:
+    """Options of ``digits-world`` for a small build cached in a session folder."""
+    import mmbind
+
+    options = {"root": str(tmp_path_factory.mktemp("digits-world")), **SMALL_DIGITS_WORLD}
+    mmbind.load_dataset("digits-world", **options)
+    return options

@@ -5,7 +5,7 @@ FakeBinder has the Binder API the store code uses (.encode/.dim/.fingerprint()/.
 so two runs over the same inputs produce identical stores.
 
 Run as a script it is the writer the kill tests SIGKILL:
-    python store_fakes.py STORE N_ITEMS BATCH [--sleep S] [--dim D] [--collection NAME]
+    python store_fakes.py STORE N_ITEMS BATCH [--sleep S] [--dim D] [--collection NAME] [--max-file-size B]
 It embeds N_ITEMS simulated text inputs through ``embed_inputs`` (the code behind
 ``mmbind embed``) and prints ``committed <count>`` after every commit has been flushed.
 """
@@ -76,7 +76,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--collection", default="texts")
+    parser.add_argument("--max-file-size", type=int, default=0, help="RLIMIT_FSIZE: a disk that fills up")
     args = parser.parse_args(argv)
+    if args.max_file_size:
+        import resource
+        import signal
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (args.max_file_size, args.max_file_size))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as on a full disk
 
     def report(result, count):
         print(f"committed {count}", flush=True)

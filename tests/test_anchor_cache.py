@@ -91,7 +91,7 @@ def test_duplicate_samples_are_encoded_once(toy_plugin, tmp_path):
 def test_trainer_reuses_the_cache_file_across_runs(toy_plugin, tmp_path):
     recipe = toy_recipe(toy_plugin, tmp_path, anchor_cache_file="anchor_cache.h5", steps_per_epoch=2)
     Trainer(recipe, progress=False).fit()
-    Trainer(recipe, progress=False).fit()  # same seed, same anchor: every sample is a hit
+    Trainer(recipe, progress=False).fit(overwrite=True)  # same seed, same anchor: every sample is a hit
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     cache = [r for r in records if r["stage"] == "anchor_cache"]
     assert cache == [{"stage": "anchor_cache", "computed": 0, "hits": 400, "seconds": cache[0]["seconds"]}]

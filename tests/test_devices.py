@@ -51,3 +51,81 @@ def test_encode_on_cuda_matches_the_cpu(binder, precision):
         model.to("cpu")
     tolerance = 1e-4 if precision == "fp32" else 2e-2
     assert np.abs(cpu - cuda).max() < tolerance
+
+
+COMMANDS_THAT_RUN_A_MODEL = ("train", "run", "eval", "embed", "search", "arith")
+
+
+def test_every_command_that_runs_a_model_takes_device():
+    from click.testing import CliRunner
+
+    from mmbind.cli import _register_builtin_commands, cli
+
+    _register_builtin_commands()
+    for name in COMMANDS_THAT_RUN_A_MODEL:
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and "--device auto|cpu|cuda[:N]|mps" in result.output, name
+
+
+def test_a_device_this_machine_lacks_is_a_one_line_error(tmp_path, toy_plugin):
+    from click.testing import CliRunner
+
+    from mmbind.cli import _register_builtin_commands, cli
+
+    _register_builtin_commands()
+    recipe = tmp_path / "toy.toml"
+    recipe.write_text(toy_plugin.RECIPE.format(run_dir=tmp_path / "run", epochs=1))
+    result = CliRunner().invoke(cli, ["train", str(recipe), "--device", "tpu"])
+    assert result.exit_code == 1 and "device 'tpu': expected one of auto, cpu, cuda" in result.output
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_the_recipe_device_defaults_to_auto(toy_plugin):
+    import tomllib
+
+    from mmbind.recipe import parse_recipe
+
+    recipe = parse_recipe(tomllib.loads(toy_plugin.RECIPE.format(run_dir="x", epochs=1)))
+    assert recipe.device == "auto"
+
+
+def toy_recipe(tmp_path, toy_plugin, precision: str, device: str):
+    import tomllib
+
+    from mmbind.recipe import parse_recipe
+
+    data = tomllib.loads(toy_plugin.RECIPE.format(run_dir=tmp_path / precision, epochs=1))
+    del data["anchor"]["pretrain"]
+    data["device"] = device
+    data["bind"].update({"precision": precision, "steps_per_epoch": 4})
+    return parse_recipe(data)
+
+
+def test_fp16_training_on_the_cpu_says_what_to_use(tmp_path, toy_plugin):
+    from mmbind.training import Trainer
+
+    with pytest.raises(DeviceError, match="fp16' needs a CUDA or MPS device"):
+        Trainer(toy_recipe(tmp_path, toy_plugin, "fp16", "cpu"), progress=False).fit()
+
+
+def test_bf16_training_on_the_cpu_runs_under_autocast(tmp_path, toy_plugin):
+    from mmbind.training import Trainer
+
+    fp32 = Trainer(toy_recipe(tmp_path, toy_plugin, "fp32", "cpu"), progress=False).fit()
+    bf16 = Trainer(toy_recipe(tmp_path, toy_plugin, "bf16", "cpu"), progress=False).fit()
+    a, b = fp32.state_dict(), bf16.state_dict()
+    changed = [k for k in a if not torch.equal(a[k], b[k])]
+    assert changed and all(torch.isfinite(b[k]).all() for k in b)  # bf16 ran, and trained sanely
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_training_on_cuda_in_every_precision(tmp_path, toy_plugin, precision):
+    from mmbind.training import Trainer
+
+    trainer = Trainer(toy_recipe(tmp_path, toy_plugin, precision, "cuda"), progress=False)
+    binder = trainer.fit()
+    assert next(binder.parameters()).device.type == "cuda"
+    assert all(torch.isfinite(p).all() for p in binder.parameters())
+    state = torch.load(trainer.run.last_checkpoint() / "trainer_state.pt", weights_only=True)
+    assert (state["scaler"] is not None) == (precision == "fp16")  # fp16 keeps its gradient scaler

@@ -47,6 +47,12 @@ def _folder(root: Path) -> Path:
     return folder
 
 
+def _capped(split: str, cap: int) -> int:
+    """How many phrases of ``split`` are left with at most ``cap`` per label."""
+    labels = [row[1] for row in text.phrases(split)]
+    return sum(min(cap, labels.count(label)) for label in set(labels))
+
+
 def test_sizes_shapes_and_dtypes(world):
     assert set(world.splits) == {"train", "test", "real"}
     assert set(world.splits["train"]) == set(world.splits["test"]) == MODALITIES
@@ -56,7 +62,7 @@ def test_sizes_shapes_and_dtypes(world):
     expected = {  # (train, test) sample counts for n_per_class=3
         "image": (3 * 10 * 2, 10), "digits": (30, 10), "imu": (30, 10), "depth": (30, 10),
         "thermal": (30, 10), "audio": (30, 10),
-        "text": (len(text.phrases("train")), len(text.phrases("test"))),
+        "text": (_capped("train", 3), _capped("test", 1)),  # n_per_class caps text too
     }
     shapes = {"image": ((32, 32, 3), np.uint8), "digits": ((8, 8), np.float32),
               "imu": ((6, 256), np.float32), "depth": ((32, 32), np.float32),
@@ -72,7 +78,8 @@ def test_sizes_shapes_and_dtypes(world):
             assert sorted(set(samples.labels) - {-1}) == list(range(10)), (split, modality)
     for x in world.splits["train"]["audio"].inputs:
         assert x.dtype == np.float32 and x.ndim == 1
-        assert 0.2 * 16000 < len(x) < 3 * 16000 and 0.05 < np.abs(x).max() <= 1.0
+        # a fast espeak-ng 'un' (French one) is about 0.19 s after trimming: real, not broken
+        assert 0.15 * 16000 < len(x) < 3 * 16000 and 0.05 < np.abs(x).max() <= 1.0
     assert all(isinstance(t, str) and t for t in world.splits["test"]["text"].inputs)
     digits = np.stack(world.splits["train"]["digits"].inputs)
     assert digits.min() == 0 and digits.max() == 16  # the real sklearn scans, not rescaled
@@ -141,10 +148,13 @@ def test_splits_do_not_leak(world):
     assert not voices(tr["audio"]) & voices(te["audio"])
     templates = lambda s: {(m["language"], m["template"]) for m in s.meta}  # noqa: E731
     assert not templates(tr["text"]) & templates(te["text"])
-    # every digit word of every language still appears in training phrases
-    train_words = set(" ".join(tr["text"].inputs).split())
+    # every digit word of every language appears in the training phrases of a full world ...
+    train_words = set(" ".join(row[0] for row in text.phrases("train")).split())
     for words in text.WORDS.values():
         assert set(words) <= train_words
+    # ... and a world capped by n_per_class spreads its few phrases of a digit over languages
+    for digit in range(10):
+        assert len({m["language"] for m, label in zip(tr["text"].meta, tr["text"].labels) if label == digit}) >= 2
 
 
 def test_simulated_modalities_are_named(world):
@@ -253,3 +263,78 @@ def test_registered_and_light_to_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=dict(os.environ))
     assert out.stdout.strip() == "[]"
+
+
+# issue 14 item 1: n_per_class caps every per-class count, as docs/digits-world.md says.
+def test_n_per_class_caps_test_audio_and_text():
+    options = dataset._options(0, 32, 5, 350, 50, 500, 50, 2, 256, 100)
+    assert options["counts"]["audio"] == (5, 1) and options["counts"]["text"] == (5, 1)
+    assert options["counts"]["simulated"] == (5, 1) and options["counts"]["image"] == (5, 1)
+    records = {"train": {}, "test": {}}
+    dataset._build_text(options, {}, records)
+    for split, cap in (("train", 5), ("test", 1)):
+        labels = records[split]["text"]["labels"]
+        assert max(labels.count(label) for label in set(labels)) == cap
+        assert set(range(10)) <= set(labels)
+    languages = {meta["language"] for meta in records["train"]["text"]["meta"]}
+    assert len(languages) >= 3  # spread over the languages, not the first template's five
+    full = dataset._options(0, 32, None, 350, 50, 500, 50, 2, 256, 100)
+    assert "text" not in full["counts"]  # the full world keeps its cache folder
+
+
+def _documented_options() -> list[str]:
+    """Every option named in the options table of docs/digits-world.md."""
+    import re
+
+    doc = (Path(__file__).parent.parent / "docs" / "digits-world.md").read_text()
+    table = doc.split("## Options", 1)[1].split("\n## ", 1)[0]
+    return [name for cell in re.findall(r"^\| (`[^|]*`) \|", table, flags=re.M)
+            for name in re.findall(r"`(\w+)`", cell)]
+
+
+def test_every_documented_option_builds_through_a_recipe(tmp_path):
+    """The registered factory is the builder: every documented option passes `[data] options`
+    (it failed for simulated_per_class before) and builds a tiny world."""
+    import tomllib
+
+    from mmbind.recipe import parse_recipe
+
+    values = {"root": str(tmp_path), "seed": 1, "size": 16, "n_per_class": 2, "audio_per_class": 1,
+              "audio_test_per_class": 1, "simulated_per_class": 1, "simulated_test_per_class": 1,
+              "colours_per_image": 1, "imu_length": 32, "imu_rate": 50, "writer_variation": True, "rebuild": True,
+              "workers": 1}
+    assert sorted(_documented_options()) == sorted(values)
+    options = ", ".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    recipe = parse_recipe(tomllib.loads(f"""
+name = "tiny"
+[data]
+dataset = "digits-world"
+options = {{ {options} }}
+[anchor]
+modality = "image"
+encoder = "image-digits-cnn"
+[modalities.imu]
+"""), "tiny.toml")
+    data = recipe.load_data()
+    imu = data.splits["train"]["imu"]
+    assert len(imu) == 10 and imu.inputs[0].shape == (6, 32)  # simulated_per_class=1, imu_length=32
+    assert data.splits["train"]["image"].inputs[0].shape == (16, 16, 3)
+    assert len(data.splits["train"]["audio"]) == 10 and len(data.splits["test"]["audio"]) == 10
+
+
+def test_an_unknown_option_is_refused_with_the_closest_name():
+    import tomllib
+
+    from mmbind.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match=r"\[data\] options: unknown option 'simulated_per_clas' of dataset "
+                                          r"'digits-world'; did you mean 'simulated_per_class'\?"):
+        parse_recipe(tomllib.loads("""
+name = "tiny"
+[data]
+dataset = "digits-world"
+options = { simulated_per_clas = 3 }
+[anchor]
+modality = "image"
+[modalities.imu]
+"""), "tiny.toml")

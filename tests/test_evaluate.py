@@ -1,6 +1,5 @@
 """Evaluation: metrics on hand-made embeddings, a full evaluate_run on a small trained fake world,
 the `mmbind eval` / `mmbind compare` commands, and the quality benchmark's markdown."""
-import dataclasses
 import importlib.util
 import itertools
 import json
@@ -98,6 +97,15 @@ def test_flatten_and_compare_two_runs():
     assert line.split()[-1] == "-10.0"
 
 
+def test_compare_prints_the_gap_distance_plainly():
+    a, b = _results(0.5, 0.9), _results(0.75, 0.8, seed=1)
+    a["modality_gap"] = [{"split": "test", "modality": "audio", "centroid_distance": 0.4, "own_neighbour_share": 0.9}]
+    b["modality_gap"] = [{"split": "test", "modality": "audio", "centroid_distance": 0.3, "own_neighbour_share": 0.6}]
+    lines = format_comparison(a, b).splitlines()
+    assert next(x for x in lines if "gap centroid_distance" in x).split()[-3:] == ["0.400", "0.300", "-0.100"]
+    assert next(x for x in lines if "gap own_neighbour_share" in x).split()[-3:] == ["90.0%", "60.0%", "-30.0"]
+
+
 # --- a real (small) run --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -149,8 +157,19 @@ def test_evaluate_run_covers_every_pair_and_the_bounds(trained):
         assert sample["embeddings"].shape == (len(sample["labels"]), binder.dim)
         assert set(sample["modality"]) == set(modalities) and "real" in set(sample["split"])
 
+    gaps = {(g["split"], g["modality"]): g for g in results["modality_gap"]}
+    assert set(gaps) == {("test", m) for m in modalities[1:]} | {("real", "fw-audio")}  # every bound modality
+    for g in gaps.values():
+        assert 0.0 <= g["centroid_distance"] <= 2.0 and 0.0 <= g["own_neighbour_share"] <= 1.0
+        assert g["temperature"] == pytest.approx(binder.temperature(g["modality"]))
+    assert gaps["test", "fw-audio"]["n"] == min(data.splits["test"]["fw-audio"].labels.__len__(),
+                                                len(data.splits["test"]["fw-image"]), 1000)
+
     table = format_table(results)
     assert "fw-depth (simulated)" in table and "*" in table and "by language" in table
+    assert "modality gap to fw-image" in table and "test fw-audio (simulated): centroid distance" in table
+    flat = flatten_metrics(results)
+    assert flat["test/fw-audio gap centroid_distance"] == gaps["test", "fw-audio"]["centroid_distance"]
 
 
 def test_eval_and_compare_commands(trained, tmp_path):
@@ -251,13 +270,15 @@ def test_quality_benchmark_aggregates_and_checks_targets():
     assert targets["zero-shot accuracy, real recordings, all clips"]["status"] == "MISS"
     assert targets["emergent audio->text R@1 / paired audio->image R@1"]["values"][2] is None
 
-    text = quality.render_results(runs, list(targets.values()),
+    text = quality.render_results([{"recipe": "recipes/digits.toml", "runs": runs, "targets": list(targets.values())}],
                                   {"command": "python benchmarks/quality.py --seeds 0 1 2", "date": "today",
-                                   "recipe": "recipes/digits.toml", "overrides": {"bind.epochs": 2}})
+                                   "overrides": {"bind.epochs": 2}})
     assert "| zero-shot accuracy, test split, image | ≥ 95% | 98.0% ± 1.0 (97.0–99.0) | 97.0%, 99.0%, 98.0% | 3/3 | **PASS** |" in text
     assert "zero-shot accuracy, real recordings, all clips (60 clips) | ≥ 80% | 70.0% ±" in text
     assert "**MISS**" in text and "`bind.epochs=2`" in text and "imu (simulated)" in text
     assert "| language | en | 12 |" in text and "every number below was computed by that run" in text
+    assert "## Recipe `recipes/digits.toml`" in text and "| digits | 0, 1, 2 |" in text
+    assert "| test | audio | 100 | 95.0% ± 4.6 (90.0–99.0) | 96.0%, 90.0%, 99.0% |" in text  # per seed beside the mean
 
 
 def test_quality_benchmark_renders_from_existing_runs(tmp_path):
@@ -272,6 +293,28 @@ def test_quality_benchmark_renders_from_existing_runs(tmp_path):
     text = out.read_text()
     assert "seeds 0, 1" in text and "rendered from the eval.json of existing runs" in text
     assert text.count("**MISS**") == 4 and "2 of 6 targets met" in text
+
+
+def test_quality_benchmark_renders_every_recipe_with_its_gap(tmp_path):
+    quality = _benchmark()
+    folders = []
+    for recipe, seed in (("digits", 0), ("digits", 1), ("fashion", 0)):
+        run = _seed_results(seed, 0.9, 0.9, 0.5, 0.9, 0.9, 0.9)
+        run["recipe"] = recipe
+        run["modality_gap"] = [{"split": "test", "modality": "audio", "temperature": 0.05,
+                                "centroid_distance": 0.5 + seed / 10, "own_neighbour_share": 0.6 + seed / 10,
+                                "mixed_share": 0.4995, "k": 10, "n": 100}]
+        folder = tmp_path / f"{recipe}-{seed}"
+        folder.mkdir()
+        (folder / "eval.json").write_text(json.dumps(run))
+        folders.append(str(folder))
+    out = tmp_path / "results.md"
+    assert quality.main(["--from-runs", *folders, "--results", str(out), "--note", "machine shared"]) == 0
+    text = out.read_text()
+    assert "| digits | 0, 1 | 2 of 6 |" in text and "| fashion | 0 | 1 of 2 |" in text and "machine shared" in text
+    assert text.count("## Recipe") == 2 and text.count("### The modality gap") == 2
+    assert "| test | audio | 0.550 ± 0.071 (0.500–0.600) | 0.500, 0.600 | 65.0% ± 7.1 (60.0–70.0) | 60.0%, 70.0% " \
+           "| 50.0% | 0.050 |" in text
 
 
 def test_supervised_training_respects_its_time_cap(trained):
@@ -340,7 +383,7 @@ def test_supervised_baselines_are_cached_by_data_encoder_and_seed(trained, tmp_p
     from mmbind.evaluation.baseline_cache import BaselineCache
 
     recipe, binder, data = trained
-    cfg = dataclasses.replace(recipe.eval, supervised_epochs=1)
+    cfg = recipe.eval.model_copy(update={"supervised_epochs": 1})
     cache = BaselineCache(tmp_path / "baselines")
     present = {"test": ["fw-depth"]}
     with fake_world.registered():
@@ -370,7 +413,7 @@ def test_the_budget_is_shared_and_a_stopped_baseline_is_retrained_only_with_more
     from mmbind.evaluation.baseline_cache import BaselineCache
 
     recipe, binder, data = trained
-    cfg = dataclasses.replace(recipe.eval, supervised_epochs=50, supervised_budget_seconds=1e-3)
+    cfg = recipe.eval.model_copy(update={"supervised_epochs": 50, "supervised_budget_seconds": 1e-3})
     cache = BaselineCache(tmp_path / "baselines")
     present = {"test": ["fw-audio", "fw-depth"]}
     with fake_world.registered():
@@ -387,4 +430,16 @@ def test_the_budget_is_shared_and_a_stopped_baseline_is_retrained_only_with_more
         monkeypatch.setattr(baselines, "train_supervised_encoder", must_not_train)
         with pytest.raises(AssertionError, match="trained again"):  # more time: it may do better
             baselines.supervised_baselines(binder, data, present, {},
-                                           dataclasses.replace(cfg, supervised_budget_seconds=0.0), seed=0, cache=cache)
+                                           cfg.model_copy(update={"supervised_budget_seconds": 0.0}), seed=0, cache=cache)
+
+
+def test_zero_supervised_epochs_leave_the_linear_probe_as_the_bound(trained):
+    from mmbind.evaluation.run import evaluate_run
+
+    recipe, binder, data = trained
+    recipe = recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"supervised_epochs": 0})})
+    with fake_world.registered():
+        results = evaluate_run(binder, data, recipe, prompt_tower="fw-text")
+    row = next(r for r in results["rows"] if (r["split"], r["modality"]) == ("test", "fw-audio"))
+    assert "supervised" not in row and row["supervised_bound"] == row["linear_probe"]
+    assert "supervised_epochs = 0" in results["supervised_info"]["fw-audio"]["supervised_skipped"]

@@ -25,3 +25,16 @@ def test_finish_of_precompute_is_the_transform(modality, train):
             split = transform.finish(fixed)
         torch.testing.assert_close(split, whole, rtol=0, atol=0)
         torch.testing.assert_close(fixed, kept, rtol=0, atol=0)  # finish leaves the cached part alone
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_finish_of_precompute_is_the_transform_with_the_pillow_resize(train):
+    spec = mmbind.get_modality("image")
+    transform = spec.transform(train=train, resize_backend="pil")
+    for number, example in enumerate(spec.example_inputs()):
+        raw = spec.load(example)
+        with seeded(number):
+            whole = transform(raw)
+        with seeded(number):
+            split = transform.finish(transform.precompute(raw))
+        torch.testing.assert_close(split, whole, rtol=0, atol=0)

@@ -55,6 +55,10 @@ def test_report_writes_every_figure_and_the_numbers(run_dir):
     assert "| language | en | 20 |" in text
     assert "| fw-depth (simulated) |" in text and "| fixed |" in text and "| learned |" in text
     assert "from `embeddings-sample.npz`" in text  # no store in this run
+    gap = next(g for g in results["modality_gap"] if (g["split"], g["modality"]) == ("test", "fw-audio"))
+    assert "## The modality gap" in text
+    assert f"| test | fw-audio (simulated) | {gap['centroid_distance']:.3f} | " \
+           f"{100 * gap['own_neighbour_share']:.1f}% |" in text
 
 
 def test_joint_space_reads_the_embedding_store(run_dir, tmp_path):

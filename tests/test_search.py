@@ -125,6 +125,19 @@ def test_streamed_search_is_exact_for_any_budget(filled, budget):
         assert per_pass < 40 and chunk_rows < 3000
 
 
+@pytest.mark.parametrize("chunk_rows", [7, 1024, 5000])
+def test_prefetched_reads_give_the_plain_reads_blocks(filled, chunk_rows):
+    store = filled[0]
+    plain = [(first, block.copy()) for first, block in store.iter_vectors("texts", chunk_rows)]
+    ahead = [(first, block.copy()) for first, block in store.iter_vectors("texts", chunk_rows, prefetch=True)]
+    assert [f for f, _ in ahead] == [f for f, _ in plain] and sum(len(b) for _, b in ahead) == 3000
+    for (_, a), (_, b) in zip(ahead, plain):
+        np.testing.assert_array_equal(a, b)
+    blocks = store.iter_vectors("texts", 7, prefetch=True)
+    next(blocks)
+    blocks.close()  # a caller that stops early leaves no reader thread behind
+
+
 def test_search_memory_stays_within_the_budget(tmp_path):
     rng = np.random.default_rng(4)
     dim, n = 64, 120_000  # 30 MB of vectors

@@ -74,6 +74,11 @@ def test_add_read_back_all_columns(store):
     # default ids are row numbers; default hash is the normalised vector's
     store.add("img", rng.standard_normal((2, 8)), fingerprint="fp-a")
     assert [e["id"] for e in store.entries("img", [5, 6])] == ["5", "6"]
+    # one column of every row, as the entries give it ("" for none)
+    assert store.column("img", "labels") == ["3", "", "cat", "0", "1", "", ""]
+    assert store.column("img", "paths")[:5] == ["a.png", "", "c.png", "é/ü.png", ""]
+    with pytest.raises(StoreError, match="no string column 'vectors'"):
+        store.column("img", "vectors")
 
 
 def test_duplicates_are_skipped_and_counted(store, tmp_path):
@@ -297,7 +302,7 @@ def expected_columns(n: int, dim: int = 16) -> dict:
         "vectors": np.stack([binder.vector(d["input"], "text") for d in data]),
         "ids": [d["input"] for d in data],
         "labels": [str(d["label"]) for d in data],
-        "meta": [d["meta"] for d in data],
+        "meta": [{"content": d["input"], **d["meta"]} for d in data],  # a phrase is kept as content
         "hashes": [content_hash(d["input"], "text") for d in data],
     }
 

@@ -17,7 +17,7 @@ store_commands.register(cli) if "embed" not in cli.commands else None
 
 @pytest.fixture
 def runner(monkeypatch, tmp_path):
-    monkeypatch.setattr(store_commands, "load_binder", lambda directory: FakeBinder(dim=16))
+    monkeypatch.setattr(store_commands, "load_binder", lambda directory, device="auto": FakeBinder(dim=16))
     (tmp_path / "binder").mkdir()
     return CliRunner()
 

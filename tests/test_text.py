@@ -14,6 +14,11 @@ def text():
     return mmbind.get_modality("text")
 
 
+def embed(encoder, texts):
+    """An encoder's features for texts: tokenised by its collate, then its forward on tensors."""
+    return encoder(encoder.collate(texts))
+
+
 # --- loading, transform, collate -----------------------------------------------------------------
 def test_load_strings_bytes_and_files(tmp_path):
     load = text().load
@@ -49,6 +54,18 @@ def test_transform_is_identity_and_collate_is_a_list():
     assert spec.default_encoder == "text-minilm-l6"
 
 
+def test_text_encoders_tokenise_in_collate_and_forward_takes_tensors():
+    encoder = mmbind.create_encoder("text-transformer-tiny").eval()
+    batch = encoder.collate(["seven", "three"])
+    assert set(batch) == {"input_ids", "attention_mask"} and batch["input_ids"].dtype == torch.long
+    with pytest.raises(TypeError, match="item 1 is a int"):
+        encoder.collate(["seven", 3])
+    from mmbind.plugin.specs import collate_batch
+
+    assert collate_batch(["seven"], text(), encoder).keys() == batch.keys()  # the binder's path
+    assert collate_batch(["seven"], text()) == ["seven"]  # an encoder without a collate gets strings
+
+
 # --- all-MiniLM-L6-v2 ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def minilm():
@@ -58,7 +75,7 @@ def minilm():
 def test_minilm_is_the_real_sentence_transformer(minilm):
     phrases = ["seven", "the number seven", "a banana on a table", "sieben"]
     with torch.no_grad():
-        ours = torch.nn.functional.normalize(minilm(phrases), dim=-1)
+        ours = torch.nn.functional.normalize(embed(minilm, phrases), dim=-1)
     assert ours.shape == (4, 384) and minilm.output_dim == 384
     sims = ours @ ours.T
     assert sims[0, 1] > sims[0, 2] + 0.2  # real semantics, not random weights
@@ -77,14 +94,14 @@ def test_minilm_freeze_and_options(minilm):
     minilm.train()
     assert not minilm.model.training  # frozen: no dropout even in train mode
     with torch.no_grad():
-        assert torch.equal(minilm(["seven"]), minilm(["seven"]))
+        assert torch.equal(embed(minilm, ["seven"]), embed(minilm, ["seven"]))
     minilm.eval()
-    assert minilm.tokenize(["seven " * 300])["input_ids"].shape[1] == 256  # trained max_seq_length
+    assert minilm.collate(["seven " * 300])["input_ids"].shape[1] == 256  # trained max_seq_length
     unfrozen = mmbind.create_encoder("text-minilm-l6", freeze=False, max_length=8)
     assert all(p.requires_grad for p in unfrozen.parameters())
-    batch = unfrozen.tokenize(["seven " * 100])["input_ids"]
+    batch = unfrozen.collate(["seven " * 100])["input_ids"]
     assert batch.shape[1] == 8 and batch[0, -1] == unfrozen.tokenizer.sep_token_id
-    unfrozen(["seven", "three"]).sum().backward()
+    embed(unfrozen, ["seven", "three"]).sum().backward()
     assert unfrozen.model.embeddings.word_embeddings.weight.grad is not None
 
 
@@ -101,8 +118,8 @@ def test_text_hf_from_a_local_folder(minilm):
 
     cls = mmbind.create_encoder("text-hf", model=str(minilm_dir()), pooling="cls").eval()
     with torch.no_grad():
-        out = cls(["seven", "three"])
-        hidden = minilm.model(**minilm.tokenize(["seven", "three"])).last_hidden_state
+        out = embed(cls, ["seven", "three"])
+        hidden = minilm.model(**minilm.collate(["seven", "three"])).last_hidden_state
     assert out.shape == (2, 384) and torch.allclose(out, hidden[:, 0], atol=1e-5)
     with pytest.raises(ValueError, match="model="):
         mmbind.create_encoder("text-hf")
@@ -124,15 +141,15 @@ def test_clip_text_tower_from_a_saved_folder(tiny_clip):
     encoder = mmbind.create_encoder("text-clip", model=str(tiny_clip)).eval()
     assert encoder.output_dim == 16 and encoder.context_length == 77
     phrases = ["a photo of the number seven", "Three"]
-    tokens = encoder.tokenize(phrases)
+    tokens = encoder.collate(phrases)
     tokenizer = encoder.tokenizer
     assert tokens["input_ids"].shape == (2, 77)  # padded to CLIP's context
     assert tokens["input_ids"][0, :8].tolist()[0] == tokenizer.bos_token_id
-    long = encoder.tokenize(["seven " * 200])["input_ids"][0]
+    long = encoder.collate(["seven " * 200])["input_ids"][0]
     assert long.shape == (77,) and long[0] == tokenizer.bos_token_id and long[-1] == tokenizer.eos_token_id
     reference = CLIPModel.from_pretrained(tiny_clip).eval()
     with torch.no_grad():
-        out = encoder(phrases)
+        out = embed(encoder, phrases)
         expected = reference.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
         expected = getattr(expected, "pooler_output", expected)
     assert out.shape == (2, 16) and torch.allclose(out, expected, atol=1e-5)
@@ -155,8 +172,8 @@ def test_tiny_text_transformer_ignores_padding():
     torch.manual_seed(0)
     encoder = mmbind.create_encoder("text-transformer-tiny").eval()
     with torch.no_grad():
-        alone = encoder(["seven"])
-        batched = encoder(["seven", "a much longer sentence about the number three"])
+        alone = embed(encoder, ["seven"])
+        batched = embed(encoder, ["seven", "a much longer sentence about the number three"])
     assert batched.shape == (2, 128) and encoder.output_dim == 128
     assert torch.allclose(alone[0], batched[0], atol=1e-5)  # padding is masked
     assert not torch.allclose(batched[0], batched[1])
@@ -170,7 +187,7 @@ def test_base_text_transformer_shape_and_checkpointing():
     encoder = mmbind.create_encoder("text-transformer-base", depth=1)
     assert encoder.output_dim == 1024 and encoder.net.pos_embed.shape[1] == 78
     set_grad_checkpointing(encoder, True)
-    out = encoder.train()(["seven", "three"])
+    out = embed(encoder.train(), ["seven", "three"])
     out.sum().backward()
     assert out.shape == (2, 1024) and encoder.net.blocks[0].attn.qkv.weight.grad is not None
 
@@ -180,4 +197,45 @@ def test_full_base_text_transformer():
     encoder = mmbind.create_encoder("text-transformer-base").eval()
     assert 250_000_000 < sum(p.numel() for p in encoder.parameters()) < 350_000_000
     with torch.no_grad():
-        assert encoder(["seven"]).shape == (1, 1024)
+        assert embed(encoder, ["seven"]).shape == (1, 1024)
+
+
+def test_a_text_tower_trains_with_tokenising_loader_workers(tmp_path):
+    """Tokenising is collate's job, so it runs in the loader's worker processes: a paired-folder
+    run with a text tower and two workers trains, and gives the same weights as one without."""
+    import tomllib
+
+    from PIL import Image
+
+    from mmbind.recipe import parse_recipe
+    from mmbind.training.trainer import Trainer
+
+    root = tmp_path / "pairs"
+    (root / "image").mkdir(parents=True)
+    (root / "text").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):  # simulated pairs: noise images, phrases naming their index
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / "image" / f"p{i}.png")
+        (root / "text" / f"p{i}.txt").write_text(f"picture number {i} of sixteen")
+    weights = []
+    for workers in (0, 2):
+        recipe = parse_recipe(tomllib.loads(f"""
+name = "text-workers"
+output_dir = "{tmp_path / f'run{workers}'}"
+[data]
+dataset = "paired-folder"
+options = {{ root = "{root}", test_fraction = 0.25 }}
+[anchor]
+modality = "image"
+encoder = "image-cnn-tiny"
+preprocess = {{ size = 16 }}
+[modalities.text]
+encoder = "text-transformer-tiny"
+[bind]
+epochs = 1
+batch_size = 4
+num_workers = {workers}
+"""), "text-workers.toml")
+        binder = Trainer(recipe, progress=False).fit()
+        weights.append(binder.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -67,7 +67,7 @@ def test_threads_is_a_recipe_field_and_a_command_line_option(toy_plugin, tmp_pat
     with pytest.raises(RecipeError, match="threads: expected an integer >= 0"):
         load_recipe(path, {"threads": -2})
     seen = {}
-    monkeypatch.setattr("mmbind.pipeline.train_recipe", lambda recipe, resume=False: seen.update(threads=recipe.threads))
+    monkeypatch.setattr("mmbind.pipeline.train_recipe", lambda recipe, **kwargs: seen.update(threads=recipe.threads))
     _register_builtin_commands()
     result = CliRunner().invoke(cli, ["train", str(path), "--threads", "1"])
     assert result.exit_code == 0, result.output

@@ -128,7 +128,9 @@ def test_bf16_autocast_loss_is_finite_and_close_to_fp32(toy_plugin, tmp_path):
         assert all(torch.isfinite(g).all() for g in grads(stage).values())
     assert np.isfinite(losses["bf16"])
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
-    binder = Trainer(recipe_from(toy_plugin, tmp_path, precision="bf16", steps_per_epoch=5), progress=False).fit()
+    # overwrite: the stages above already logged into the run folder
+    binder = Trainer(recipe_from(toy_plugin, tmp_path, precision="bf16", steps_per_epoch=5),
+                     progress=False).fit(overwrite=True)
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss/toy-b"]) for r in records if r["stage"] == "bind")
     assert binder.encode([np.zeros(16, np.float32)], "toy-b").dtype == np.float32

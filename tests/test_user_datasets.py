@@ -454,3 +454,35 @@ def test_sun_rgbd_bad_depth_png(tmp_path):
     with pytest.warns(RuntimeWarning, match=r"skipped 1 bad sample.*NYU0001\.png"):
         data = mmbind.load_dataset("sun-rgbd", root=root, skip_bad=True, test_fraction=0.0)
     assert data.splits["train"]["image"].keys == ["kv1/NYU0000", "kv1/NYU0002"]
+
+
+# issue 14 item 1: every option docs/datasets.md names passes a recipe's `[data] options` check
+# (the factory's own signature), with a value of the documented kind.
+COMMON = {"check": False, "skip_bad": True}  # "Options every loader takes"
+OWN_SPLIT = {"test_fraction": 0.3, "seed": 1}  # loaders whose layout may have no split of its own
+DOCUMENTED = {
+    "paired-folder": ("root", {"root": "data", "modalities": ["image", "audio"], **OWN_SPLIT}),
+    "manifest": ("path", {"path": "pairs.csv", **OWN_SPLIT}),
+    "esc50": ("root", {"root": "ESC-50-master", "test_fold": 1, "esc10": True}),
+    "llvip": ("root", {"root": "LLVIP"}),
+    "nyu-depth-v2": ("path", {"path": "nyu.mat", "classes": "nyu10", "splits_file": "splits.mat", **OWN_SPLIT}),
+    "sun-rgbd": ("root", {"root": "SUNRGBD", "classes": ["bedroom", "office"], "max_depth": 8.0,
+                          "depth_folder": "depth", **OWN_SPLIT}),
+    "imu-windows": ("path", {"path": "windows.csv", "window_column": "window", "label_column": "label",
+                             "split_column": "split", **OWN_SPLIT}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_every_documented_option_passes_the_recipe_check(name):
+    from mmbind.recipe.factories import Factory, option_problems
+
+    doc = (Path(__file__).parent.parent / "docs" / "datasets.md").read_text()
+    section = doc.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+    location, options = DOCUMENTED[name]
+    for option in set(options) - {location} - set(OWN_SPLIT):
+        assert f"`{option}" in section, f"docs/datasets.md does not document {name} option {option!r}"
+    factory = Factory(mmbind.get_dataset(name).factory, f"dataset {name!r}")
+    assert option_problems(factory, {**COMMON, **options}) == []
+    (problem,) = option_problems(factory, {**COMMON, **options, "skip_bda": True})
+    assert problem.startswith(f"unknown option 'skip_bda' of dataset {name!r}; did you mean 'skip_bad'? (allowed: ")

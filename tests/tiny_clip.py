@@ -43,3 +43,27 @@ def write_tiny_clip(folder: Path, projection_dim: int = 16, image_size: int = 32
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# A tiny OpenCLIP architecture (ViT image tower on 64x64, 2-block text tower), random weights.
+TINY_OPENCLIP = {"embed_dim": 32,
+                 "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+                 "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+
+
+def write_tiny_openclip(folder: Path):
+    """An OpenCLIP model in OpenCLIP's local-dir layout (open_clip_config.json + safetensors) in
+    ``folder``, plus the same weights as a bare checkpoint ``tiny.pt``; returns the model (eval).
+    Its preprocessing statistics are not CLIP's, so image-openclip's renormalisation is exercised."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_cfg": TINY_OPENCLIP, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    model = open_clip.create_model(f"local-dir:{folder}", load_weights=False).eval()
+    save_file(model.state_dict(), str(folder / "open_clip_model.safetensors"))
+    torch.save(model.state_dict(), folder / "tiny.pt")
+    return model

@@ -19,6 +19,9 @@ def _load(x):
 def _transform(train: bool = False, noise: float = 0.1):
     import torch
 
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+
     def apply(x):
         t = torch.as_tensor(x)
         return t + noise * torch.randn_like(t) if train else t
@@ -50,6 +53,13 @@ def toy_clusters(n_per_class: int = 40, seed: int = 0) -> mmbind.BindingData:
     return mmbind.BindingData(splits, [str(c) for c in range(10)], simulated=frozenset({"toy-a", "toy-b"}))
 
 
+def toy_a_only(n_per_class: int = 40, seed: int = 0) -> mmbind.BindingData:
+    """toy-clusters without toy-b: a base dataset that [[data.add]] can add toy-b to."""
+    data = toy_clusters(n_per_class, seed)
+    return mmbind.BindingData({split: {"toy-a": samples["toy-a"]} for split, samples in data.splits.items()},
+                              data.class_names, simulated=frozenset({"toy-a"}))
+
+
 @mmbind.hookimpl
 def register_modalities(register):
     for name in ("toy-a", "toy-b"):
@@ -66,6 +76,7 @@ def register_encoders(register):
 @mmbind.hookimpl
 def register_datasets(register):
     register(mmbind.DatasetSpec("toy-clusters", ("toy-a", "toy-b"), toy_clusters, "simulated clusters"))
+    register(mmbind.DatasetSpec("toy-a-only", ("toy-a",), toy_a_only, "simulated clusters, toy-a only"))
 
 
 RECIPE = """

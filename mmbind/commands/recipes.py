@@ -1,29 +1,30 @@
 """`mmbind train` and `mmbind run`: the recipe stages."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from mmbind.commands.options import device_option
 
-def _load(recipe_path: str, overrides: tuple[str, ...]):
-    import tomllib
-
-    from mmbind.recipe import RecipeError, load_recipe
-
-    parsed = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. bind.epochs=2", param_hint="--set")
-        try:
-            parsed[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed[key] = value  # a bare word is a string
-    try:
-        return load_recipe(recipe_path, parsed)
-    except RecipeError as error:
-        raise click.ClickException(str(error)) from None
+if TYPE_CHECKING:
+    from mmbind.recipe import Recipe
 
 
+def _load(recipe_path: str, overrides: tuple[str, ...], device: str | None = None,
+          threads: int | None = None) -> "Recipe":
+    from mmbind.recipe import load_recipe, parse_assignments
+
+    assignments = parse_assignments(overrides, "--set")
+    if device is not None:
+        assignments["device"] = device
+    if threads is not None:
+        assignments["threads"] = threads
+    return load_recipe(recipe_path, assignments)  # a RecipeError is a UserError
+
+
+_device = device_option(None, "Where training runs (default: the recipe's device, which defaults to auto): "
+                                "auto, cpu, cuda, cuda:N or mps.")
 _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Override a recipe field, e.g. --set bind.epochs=2 (repeatable).")
 _threads = click.option("--threads", type=click.IntRange(min=0), default=None,
@@ -31,29 +32,35 @@ _threads = click.option("--threads", type=click.IntRange(min=0), default=None,
                              "free to this process, see docs/performance.md).")
 
 
-def _with_threads(overrides: tuple[str, ...], threads: int | None) -> tuple[str, ...]:
-    return overrides if threads is None else (*overrides, f"threads={threads}")
+_overwrite = click.option("--overwrite", is_flag=True,
+                          help="Replace an earlier run in the run folder (kept until the new run's first checkpoint).")
 
 
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("recipe", type=click.Path(dir_okay=False))
     @click.option("--resume", is_flag=True, help="Continue from the run's last epoch checkpoint.")
+    @_overwrite
     @_set
+    @_device
     @_threads
-    def train(recipe: str, resume: bool, overrides: tuple[str, ...], threads: int | None) -> None:
+    def train(recipe: str, resume: bool, overwrite: bool, overrides: tuple[str, ...], device: str | None,
+              threads: int | None) -> None:
         """Pretrain the anchor (if the recipe asks) and bind every modality."""
         from mmbind.pipeline import train_recipe
 
-        train_recipe(_load(recipe, _with_threads(overrides, threads)), resume=resume)
+        train_recipe(_load(recipe, overrides, device, threads), resume=resume, overwrite=overwrite)
 
     @cli.command()
     @click.argument("recipe", type=click.Path(dir_okay=False))
     @click.option("--resume", is_flag=True, help="Continue training from the last checkpoint.")
+    @_overwrite
     @_set
+    @_device
     @_threads
-    def run(recipe: str, resume: bool, overrides: tuple[str, ...], threads: int | None) -> None:
+    def run(recipe: str, resume: bool, overwrite: bool, overrides: tuple[str, ...], device: str | None,
+            threads: int | None) -> None:
         """Run every stage of RECIPE: train, evaluate, embed, report; print the result table."""
         from mmbind.pipeline import run_recipe
 
-        run_recipe(_load(recipe, _with_threads(overrides, threads)), resume=resume)
+        run_recipe(_load(recipe, overrides, device, threads), resume=resume, overwrite=overwrite)

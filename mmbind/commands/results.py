@@ -3,25 +3,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from mmbind.commands.options import device_option
 
-def parse_assignments(items: tuple[str, ...], option: str) -> dict[str, Any]:
-    """KEY=VALUE pairs with TOML values (a bare word is a string)."""
-    import tomllib
+if TYPE_CHECKING:
+    from mmbind.binder import Binder
+    from mmbind.recipe import EvalConfig, Recipe
 
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=option)
+
+# `mmbind eval` options that set a field of the recipe's [eval] table.
+EVAL_OPTIONS = {"split": "--split", "extra_splits": "--extra-split", "templates": "--template",
+                "text_modality": "--text-modality", "supervised_baselines": "--supervised",
+                "supervised_budget_seconds": "--baseline-budget"}
+
+
+def set_eval_fields(eval_cfg: "EvalConfig", settings: dict[str, Any]) -> None:
+    """Assign command-line settings to an [eval] table, each validated as the recipe's own."""
+    from pydantic import ValidationError
+
+    from mmbind.recipe.errors import problems
+
+    for name, value in settings.items():
         try:
-            parsed[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed[key] = value
-    return parsed
+            setattr(eval_cfg, name, value)
+        except ValidationError as error:
+            message = "; ".join(p.message for p in problems(error, type(eval_cfg)))
+            raise click.BadParameter(message, param_hint=EVAL_OPTIONS[name]) from None
 
 
 def resolve_checkpoint(path: Path) -> tuple[Path, Path | None, Path]:
@@ -41,36 +51,48 @@ def resolve_checkpoint(path: Path) -> tuple[Path, Path | None, Path]:
     return model, run, output
 
 
-def build_recipe(binder, data: str | None, options: dict[str, Any], run: Path | None, output: Path):
+def build_recipe(binder: "Binder", data: str | None, options: dict[str, Any], run: Path | None,
+                 output: Path) -> "Recipe":
     """The Recipe that evaluate_run needs: from a recipe file, from the run's recipe.toml, or built
     from a dataset name and the checkpoint's own towers."""
-    from mmbind.recipe import EvalConfig, Recipe, RecipeError, load_recipe
+    from mmbind.recipe import EvalConfig, Recipe, load_recipe
 
     run_recipe = run / "recipe.toml" if run is not None and (run / "recipe.toml").is_file() else None
-    try:
-        if data is not None and (data.endswith(".toml") or Path(data).is_file()):
-            recipe = load_recipe(data, {f"data.options.{k}": v for k, v in options.items()})
-        elif data is None:
-            if run_recipe is None:
-                raise click.ClickException("no --data given and no recipe.toml in the run folder: "
-                                           "pass --data DATASET (see `mmbind list datasets`) or --data RECIPE.toml")
-            recipe = load_recipe(run_recipe, {f"data.options.{k}": v for k, v in options.items()})
-        else:
-            base = load_recipe(run_recipe) if run_recipe is not None else None
-            import mmbind
-
-            try:
-                mmbind.get_dataset(data)
-            except KeyError as error:
-                raise click.ClickException(f"--data {data!r}: {error.args[0]}") from None
-            eval_cfg = EvalConfig(**vars(base.eval)) if base is not None else EvalConfig()
-            recipe = Recipe(name=base.name if base else output.parent.name, dataset=data, anchor=binder.anchor_modality,
-                            towers=binder.config.towers, dataset_options=options, seed=base.seed if base else 0,
-                            eval=eval_cfg, raw={"data": {"dataset": data, "options": options}})
-    except RecipeError as error:
-        raise click.ClickException(str(error)) from None
+    dataset_options = {f"data.options.{k}": v for k, v in options.items()}
+    if data is not None and is_recipe(data):
+        recipe = load_recipe(data, dataset_options)
+    elif data is None:
+        if run_recipe is None:
+            raise click.ClickException("no --data given and no recipe.toml in the run folder: "
+                                       "pass --data DATASET (see `mmbind list datasets`) or --data RECIPE.toml")
+        recipe = load_recipe(run_recipe, dataset_options)
+    else:
+        base = load_recipe(run_recipe) if run_recipe is not None else None
+        recipe = Recipe(name=base.name if base else output.resolve().parent.name or "eval", dataset=data,
+                        anchor=binder.anchor_modality, towers=binder.config.towers, dataset_options=options,
+                        seed=base.seed if base else 0, eval=base.eval if base else EvalConfig(),
+                        raw={"data": {"dataset": data, "options": options}})
     recipe.output_dir = str(output.parent)
     return recipe
+
+
+def is_recipe(data: str) -> bool:
+    return data.endswith(".toml") or Path(data).is_file()
+
+
+def check_dataset(name: str, options: dict[str, Any]) -> None:
+    """--data DATASET and its --option values, checked as a recipe's [data] table is."""
+    import mmbind
+    from mmbind.recipe import RecipeError
+    from mmbind.recipe.factories import Factory, option_problems
+
+    try:
+        spec = mmbind.get_dataset(name)
+    except KeyError as error:
+        raise click.ClickException(f"--data {name!r}: {error}") from None
+    problems = option_problems(Factory(spec.factory, f"dataset {name!r}"), options)
+    if problems:
+        raise RecipeError("\n".join(f"--option: {problem}" for problem in problems))
 
 
 def find_results(path: str) -> dict:
@@ -99,7 +121,8 @@ def register(cli: click.Group) -> None:
                   help="Another split to evaluate against the main split's galleries, e.g. real (repeatable).")
     @click.option("--template", "templates", multiple=True,
                   help='A zero-shot prompt template with {} for the class name (repeatable).')
-    @click.option("--text-modality", help="The tower whose prompts define the classes (default: text).")
+    @click.option("--text-modality", help="The tower whose prompts define the classes (default: the recipe's text_modality, "
+                       "else the binder's language tower).")
     @click.option("--supervised/--no-supervised", default=None,
                   help="Train the supervised baselines (default: the recipe's supervised_baselines).")
     @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -109,44 +132,41 @@ def register(cli: click.Group) -> None:
                        "[eval] supervised_budget_seconds; 0: no total cap). Cached baselines cost none.")
     @click.option("--threads", type=click.IntRange(min=0), default=None,
                   help="CPU threads (the recipe's threads; 0: the cores free to this process).")
-    @click.option("--device", default=None, help="torch device, e.g. cpu or cuda:0.")
+    @device_option()
     def eval_(checkpoint: Path, data: str | None, options: tuple[str, ...], split: str | None,
               extra_splits: tuple[str, ...], templates: tuple[str, ...], text_modality: str | None,
               supervised: bool | None, output: Path | None, baseline_budget: float | None,
-              threads: int | None, device: str | None) -> None:
+              threads: int | None, device: str) -> None:
         """Zero-shot accuracy, retrieval R@K for every modality pair and supervised bounds of CHECKPOINT."""
         import time
 
-        import mmbind
         from mmbind.binder import Binder
+        from mmbind.devices import resolve_device
         from mmbind.evaluation.results import format_table
         from mmbind.evaluation.run import evaluate_run
+        from mmbind.recipe import EvalConfig, parse_assignments
         from mmbind.threads import apply_threads
 
         model, run, default_output = resolve_checkpoint(checkpoint)
         output = output or default_output
-        for template in templates:
-            if "{}" not in template:
-                raise click.BadParameter(f"{template!r} has no '{{}}' for the class name", param_hint="--template")
+        settings = {"split": split, "extra_splits": list(extra_splits), "templates": list(templates),
+                    "text_modality": text_modality, "supervised_baselines": supervised,
+                    "supervised_budget_seconds": baseline_budget}
+        settings = {name: value for name, value in settings.items() if value is not None and value != []}
+        set_eval_fields(EvalConfig(), settings)  # a bad option fails now, before the binder loads
+        dataset_options = parse_assignments(options, "--option")
+        if data is not None and not is_recipe(data):
+            check_dataset(data, dataset_options)  # before the binder loads
         started = time.perf_counter()
-        binder = Binder.from_pretrained(model, device=device)
-        recipe = build_recipe(binder, data, parse_assignments(options, "--option"), run, output)
-        if split:
-            recipe.eval.split = split
-        if extra_splits:
-            recipe.eval.extra_splits = list(extra_splits)
-        if templates:
-            recipe.eval.templates = list(templates)
-        if supervised is not None:
-            recipe.eval.supervised_baselines = supervised
-        if baseline_budget is not None:
-            recipe.eval.supervised_budget_seconds = baseline_budget
+        binder = Binder.from_pretrained(model, device=resolve_device(device))
+        recipe = build_recipe(binder, data, dataset_options, run, output)
+        set_eval_fields(recipe.eval, settings)
         if threads is not None:
             recipe.threads = threads
         apply_threads(recipe.threads)
-        dataset = mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
+        dataset = recipe.load_data()
         try:
-            results = evaluate_run(binder, dataset, recipe, prompt_tower=text_modality, run_dir=output.parent)
+            results = evaluate_run(binder, dataset, recipe, run_dir=output.parent)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
         results["checkpoint"] = str(model)

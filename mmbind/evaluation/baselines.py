@@ -191,8 +191,8 @@ def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[st
             continue
         inputs = [train[m].inputs[i] for i in pick]
         splits = [split for split, ms in present.items() if m in ms]
-        key = None
-        if not binder.config.towers[m].freeze_encoder:
+        key = None  # no supervised encoder to train: frozen in the binder, or no epochs asked for
+        if not binder.config.towers[m].freeze_encoder and cfg.supervised_epochs > 0:
             key = baseline_key(m, binder.config.towers[m], inputs, labels[pick],
                                {split: list(data.splits[split][m].inputs) for split in splits},
                                n_classes, settings, seed)
@@ -214,8 +214,10 @@ def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[st
                 out["linear_probe"][split, m] = probe.predict(features[split, m])
 
         tower = binder.config.towers[m]
-        if key is None:
+        if tower.freeze_encoder:
             info["supervised_skipped"] = "encoder frozen in the binder: the linear probe is its bound"
+        elif key is None:  # an untrained classifier would score chance and cost a full pass
+            info["supervised_skipped"] = "[eval] supervised_epochs = 0: the linear probe is the bound"
         elif cached is not None:
             predictions, stored = cached
             out["supervised"].update({(split, m): predictions[split] for split in splits})

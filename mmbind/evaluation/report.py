@@ -397,6 +397,21 @@ def render_markdown(run_dir: Path, results: dict, records: list[dict], figures: 
                       *[percent(r.get(f"R@{k}")) for k in ks], percent(r.get("chance_R@1")), str(r.get("n_queries", "-"))])
     out += _table(["query → gallery", "kind", *[f"R@{k}" for k in ks], "chance R@1", "queries"], table)
 
+    gaps = results.get("modality_gap") or []
+    if gaps:
+        out += ["", "## The modality gap", "",
+                f"How far each bound modality sits from the anchor ({anchor}) in the joint space, even where "
+                "retrieval works: the distance between the two centroids of unit embeddings (0 = one centre), "
+                f"and, with equal class-balanced samples of both pooled, the share of a sample's k nearest "
+                f"neighbours that are of its own modality (\"mixed\" is that share if the two were perfectly "
+                f"mixed; 100% means an island apart from {anchor}). tau is the tower's temperature.", ""]
+        table = [[g["split"], modality_label(g["modality"], results), f"{g['centroid_distance']:.3f}",
+                  percent(g.get("own_neighbour_share")), percent(g.get("mixed_share")), str(g.get("k", "-")),
+                  str(g.get("n", "-")), "-" if g.get("temperature") is None else f"{g['temperature']:.4f}"]
+                 for g in gaps]
+        out += _table(["split", "modality", "centroid distance", "own neighbours", "mixed", "k", "n per side", "tau"],
+                      table)
+
     out += ["", "## Training", ""]
     if figures.get("loss"):
         out += [f"![loss curves]({figures['loss'].name})", ""]

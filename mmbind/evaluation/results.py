@@ -41,6 +41,7 @@ def format_table(results: dict) -> str:
             text = "".join(f"{'-' if c is None else ('*' if c[1] == 'emergent' else '') + percent(c[0]):>{width}s}"
                            for c in cells)
             lines.append(f"{label:16s}{text}")
+    lines += gap_lines(results)
     grouped = [row for row in results["rows"] if row.get("groups") and "zero_shot" in row]
     if grouped:
         lines += ["", "zero-shot by group"]
@@ -49,6 +50,23 @@ def format_table(results: dict) -> str:
             parts = [f"{v} {percent(s.get('zero_shot'))} (n={s['n']})" for v, s in values.items()]
             lines.append(f"  {row['split']} {row['modality']} by {field}: " + "; ".join(parts))
     return "\n".join(lines)
+
+
+def gap_lines(results: dict) -> list[str]:
+    """The modality gap per bound modality (mmbind.evaluation.gap), as lines for the table."""
+    gaps = results.get("modality_gap") or []
+    if not gaps:
+        return []
+    anchor = results.get("anchor", "anchor")
+    lines = ["", f"modality gap to {anchor}: centroid distance (0 = same centre); share of the k nearest "
+                 f"neighbours of its own modality (mixed = perfectly mixed with {anchor})"]
+    for g in gaps:
+        share = (f"{percent(g['own_neighbour_share'])} own (mixed {percent(g['mixed_share'])}, k={g['k']}, "
+                 f"n={g['n']})" if "own_neighbour_share" in g else "too few samples")
+        tau = "" if g.get("temperature") is None else f", tau {g['temperature']:.4f}"
+        lines.append(f"  {g['split']} {modality_label(g['modality'], results)}: centroid distance "
+                     f"{g['centroid_distance']:.3f}; {share}{tau}")
+    return lines
 
 
 def r1_matrix(results: dict, k: int = 1) -> dict[str, Any]:
@@ -86,6 +104,10 @@ def flatten_metrics(results: dict) -> dict[str, float]:
                 for key, score in scores.items():
                     if key != "n":
                         flat[f"{prefix} {field}={value} {key}"] = float(score)
+    for g in results.get("modality_gap", []):
+        for key in ("centroid_distance", "own_neighbour_share"):
+            if key in g:
+                flat[f"{g['split']}/{g['modality']} gap {key}"] = float(g[key])
     for r in results.get("retrieval", []):
         for key, value in r.items():
             if key.startswith("R@"):
@@ -94,7 +116,7 @@ def flatten_metrics(results: dict) -> dict[str, float]:
 
 
 def format_comparison(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> str:
-    """Both runs' values and the difference (B - A) per metric, in percentage points."""
+    """Both runs' values and the difference (B - A) per metric, in percentage points (distances: plain)."""
     lines = []
     for key in ("recipe", "seed", "dataset", "fingerprint"):
         if a.get(key) != b.get(key):
@@ -112,6 +134,9 @@ def format_comparison(a: dict, b: dict, name_a: str = "A", name_b: str = "B") ->
     lines += ["" if lines else None, head, "-" * len(head)]
     for key in keys:
         x, y = fa.get(key), fb.get(key)
-        diff = "-" if x is None or y is None or math.isnan(x) or math.isnan(y) else f"{100 * (y - x):+.1f}"
-        lines.append(f"{key:{width}s} {percent(x):>10s} {percent(y):>10s} {diff:>8s}")
+        share = not key.endswith("centroid_distance")  # a distance prints as itself, not as a percentage
+        show = percent if share else (lambda v: "-" if v is None or math.isnan(v) else f"{v:.3f}")
+        diff = ("-" if x is None or y is None or math.isnan(x) or math.isnan(y)
+                else f"{100 * (y - x):+.1f}" if share else f"{y - x:+.3f}")
+        lines.append(f"{key:{width}s} {show(x):>10s} {show(y):>10s} {diff:>8s}")
     return "\n".join(line for line in lines if line is not None)

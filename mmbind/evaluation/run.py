@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import mmbind
+from mmbind.evaluation.gap import modality_gap
 from mmbind.evaluation.metrics import accuracy, confusion_matrix, group_scores, pair_kind, retrieval_metrics
 from mmbind.evaluation.sampling import balanced_sample
 from mmbind.evaluation.zero_shot import class_embeddings, prompt_modality, zero_shot_predict
@@ -70,6 +71,7 @@ def evaluate_run(binder: "Binder", data: "BindingData", recipe: "Recipe", *, pro
     (``prompt_tower``, else ``[eval] text_modality``, else the binder's language tower), its
     confusion matrix, chance, and (if ``[eval] supervised_baselines``) a linear probe and a
     same-size supervised encoder. Per ordered pair of modalities: R@K, marked paired or emergent.
+    Per bound modality: the modality gap to the anchor (mmbind.evaluation.gap).
     Samples of extra splits query the eval split's galleries. Also writes a small embedding
     sample to the run folder (``run_dir``, default the recipe's) for the report.
     """
@@ -114,9 +116,15 @@ def evaluate_run(binder: "Binder", data: "BindingData", recipe: "Recipe", *, pro
             if (r["split"], r["query"], r["gallery"]) == (row["split"], row["modality"], binder.anchor_modality):
                 row.update({f"{k}_to_anchor": r[k] for k in r if k.startswith("R@")})
 
+    anchor = binder.anchor_modality
+    gaps = [{"split": split, "modality": m, "temperature": binder.temperature(m) if m in binder.bound_modalities else None,
+             **modality_gap(embedded[split, m], data.splits[split][m].labels, embedded[cfg.split, anchor],
+                            data.splits[cfg.split][anchor].labels, seed=recipe.seed)}
+            for split in splits for m in present[split] if m != anchor and anchor in present[cfg.split]]
+
     run_dir = Path(run_dir) if run_dir is not None else recipe.run_dir
     sample = save_embedding_sample(run_dir / SAMPLE_NAME, embedded, data, seed=recipe.seed)
-    return {
+    results = {
         "schema": SCHEMA_VERSION,
         "recipe": recipe.name,
         "seed": recipe.seed,
@@ -140,8 +148,14 @@ def evaluate_run(binder: "Binder", data: "BindingData", recipe: "Recipe", *, pro
         "embedding_sample": sample.name,
         "rows": rows,
         "retrieval": retrieval,
+        "modality_gap": gaps,
         "eval_seconds": round(time.perf_counter() - started, 1),
     }
+    from mmbind.tracking import emit, tracking
+
+    with tracking(recipe, run_dir):
+        emit("on_eval_end", results=results, run_dir=run_dir)
+    return results
 
 
 def _row(data: "BindingData", split: str, modality: str, embedded: np.ndarray, classes: np.ndarray | None,

@@ -23,7 +23,7 @@ import numpy as np
 
 from mmbind.errors import InputError
 from mmbind.plugin.hookspecs import PLUGIN_API
-from mmbind.plugin.specs import Modality
+from mmbind.plugin.specs import Modality, collate_batch
 
 HEAVY_MODULES = ("torch", "timm", "transformers", "torchaudio", "torchvision", "umap", "sklearn")
 WEIRD_SHAPE = (2, 3, 2, 3, 2)  # five dimensions: no raw input of a built-in kind has them
@@ -206,9 +206,9 @@ def _through_encoder(spec: Modality, raws: list[Any]) -> str:
 
     transform = spec.transform(train=False)
     items = [transform(raw) for raw in raws]
-    batch = spec.collate(items) if spec.collate is not None else torch.stack(items)
     encoder = registries()["encoders"].get(spec.default_encoder).factory()
     encoder.eval()
+    batch = collate_batch(items, spec, encoder)
     with torch.no_grad():
         out = encoder(batch)
     expected = (len(items), int(encoder.output_dim))

@@ -1,13 +1,15 @@
-"""The plugin contract: five hooks, implemented with ``@mmbind.hookimpl`` (docs/hooks.md).
+"""The plugin contract: nine hooks, implemented with ``@mmbind.hookimpl`` (docs/hooks.md).
 
 The four ``register_*`` hooks run once per process, the first time a registry is used (a recipe,
 ``mmbind list``, ``mmbind.get_encoder``...); ``register_commands`` runs every time the ``mmbind``
-command starts. A plugin module must stay cheap to import: torch, timm and friends load inside
-the factories (``mmbind.lazy`` helps).
+command starts. The four ``on_*`` run-event hooks are called on rank 0 as a run goes (experiment
+trackers implement them). A plugin module must stay cheap to import: torch, timm and friends load
+inside the factories (``mmbind.lazy`` helps).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from pluggy import HookimplMarker, HookspecMarker
 
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     import click
 
     from mmbind.plugin.specs import DatasetSpec, EncoderSpec, LossSpec, Modality
+    from mmbind.recipe import Recipe
 
 # The version of this contract. A plugin module declares the version it was written for as
 # ``PLUGIN_API = 1``; one that declares another is skipped at load with a message, since it
@@ -45,7 +48,8 @@ def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
     ``factory(**options)`` builds an ``nn.Module`` with an int ``output_dim`` mapping a collated
     batch to ``(B, output_dim)`` features. It may be called more than once (the binder, the
     supervised baseline, ``Binder.from_pretrained`` with ``pretrained=False``): it must not
-    keep state between calls.
+    keep state between calls. An encoder that tokenises defines ``collate(items) -> batch`` and
+    takes tensors in ``forward``, so the batching runs in loader workers and the tower exports.
     """
 
 
@@ -76,3 +80,32 @@ def register_losses(register: Callable[[LossSpec], None]) -> None:
 def register_commands(cli: click.Group) -> None:
     """Called each time the ``mmbind`` command starts, after the built-in commands are added.
     Add commands to the root ``click.Group`` with ``@cli.command()``; import torch inside them."""
+
+
+@hookspec
+def on_train_start(recipe: Recipe, run_dir: Path) -> None:
+    """Called on rank 0 when training starts or resumes, before the first step (and before
+    anchor pretraining), with the validated recipe and the run folder. A tracker opens its run
+    here; the built-in ones are chosen by ``[log] trackers``."""
+
+
+@hookspec
+def on_step_end(record: dict[str, Any]) -> None:
+    """Called on rank 0 after every training step with the step's record, once it is written to
+    metrics.jsonl (the record of truth): ``stage`` ("pretrain" or "bind"), ``epoch``, ``step``
+    (binding's global step), ``loss`` or ``loss/<modality>``, ``temperature/<modality>``, ``lr``.
+    Keep it cheap: it runs between steps. Do not change the record."""
+
+
+@hookspec
+def on_epoch_end(record: dict[str, Any]) -> None:
+    """Called on rank 0 after every epoch with the epoch's record, once written to metrics.jsonl:
+    ``stage`` ("pretrain_epoch" or "bind_epoch"), ``epoch``, ``steps``, ``seconds``,
+    ``data_wait_share``, mean ``loss``. The epoch's checkpoint is written after this call."""
+
+
+@hookspec
+def on_eval_end(results: dict[str, Any], run_dir: Path) -> None:
+    """Called on rank 0 when ``evaluate_run`` ends (``mmbind run``, ``mmbind eval``) with its
+    JSON-able results (docs/evaluation.md: ``rows`` per split and modality, ``retrieval`` per
+    pair) and the folder the results go to."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from mmbind.errors import InputError
 
-__all__ = ["InputError", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "ModalitySamples", "BindingData",
-           "file_input"]
+__all__ = ["InputError", "Modality", "EncoderSpec", "LossSpec", "DatasetSpec", "ModalitySamples", "SampleStream",
+           "BindingData", "file_input", "collate_batch"]
 
 
 def file_input(x: Any) -> Path | None:
@@ -53,12 +53,26 @@ class Modality:
     language: bool = False
 
 
+def collate_batch(items: list, modality: Modality, encoder: Any = None) -> Any:
+    """Batch transformed samples for ``encoder``: its own ``collate`` when it has one (a
+    tokenizer), else the modality's, else ``torch.stack``."""
+    collate = getattr(encoder, "collate", None) or modality.collate
+    if collate is not None:
+        return collate(items)
+    import torch
+
+    return torch.stack(items)
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     """A named encoder factory: factory(**options) -> nn.Module with an int ``output_dim``.
 
     The module takes a collated batch of the modality and returns (B, output_dim) features.
-    Factories that load weights take ``pretrained: bool``; from_pretrained passes False and then
+    An encoder whose batching depends on it (a tokenizer) defines ``collate(items) -> batch``,
+    used in place of the modality's collate (``collate_batch``): then batching, tokenisation
+    included, runs in the data loader's workers and ``forward`` sees tensors only, so the tower
+    can be exported (``mmbind export``). Factories that load weights take ``pretrained: bool``; from_pretrained passes False and then
     loads the saved weights, so nothing is fetched twice.
     """
 
@@ -110,8 +124,35 @@ class ModalitySamples:
 
 
 @dataclass
+class SampleStream:
+    """The samples of one modality in one split, read shard by shard instead of held in memory
+    (data larger than memory; see docs/devices-and-scale.md).
+
+    shards: the shards (file paths), in a fixed order; counts: the samples in each.
+    read(shard): the shard's records in order, each a dict with "input" (what the modality's
+    ``load`` accepts), "label" (int, -1 if unknown), "key" (str) and, in a bound modality's
+    stream, "anchor": the input of the anchor sample it is paired with. ``read`` must be
+    picklable (a module-level function or a functools.partial of one): loader workers call it.
+    Training streams a bound modality's pairs; binding's shuffling is by shard order and within
+    a shard, so a shard must fit in memory (a few thousand samples).
+    """
+
+    shards: Sequence[str]
+    counts: Sequence[int]
+    read: Callable[[str], Iterable[dict]]
+
+    def __post_init__(self) -> None:
+        if len(self.shards) != len(self.counts):
+            raise ValueError(f"{len(self.shards)} shards but {len(self.counts)} counts")
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass
 class BindingData:
-    """What a dataset factory returns: split name -> modality name -> samples.
+    """What a dataset factory returns: split name -> modality name -> samples
+    (``ModalitySamples`` in memory, or a ``SampleStream`` read from shards: training only).
 
     splits: at least "train" (what binding uses); the recipe's ``[eval] split`` (default "test")
     is evaluated and embedded, and ``[eval] extra_splits`` (e.g. held-out real recordings) are
@@ -122,7 +163,7 @@ class BindingData:
     description: one line for reports and ``mmbind list datasets``.
     """
 
-    splits: dict[str, dict[str, ModalitySamples]]
+    splits: dict[str, dict[str, ModalitySamples | SampleStream]]
     class_names: list[str] = field(default_factory=list)
     simulated: frozenset[str] = frozenset()
     description: str = ""

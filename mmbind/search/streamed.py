@@ -21,11 +21,12 @@ _SCORE_BYTES_PER_ROW = 12  # a float32 score and an int64 argpartition index, pe
 _TOPK_STATE_COPIES = 4  # the top-k state (float32 score + int64 row) lives in a few copies while merging
 
 
-def plan_chunks(memory_budget: int, dim: int, n_queries: int, top_k: int) -> tuple[int, int]:
+def plan_chunks(memory_budget: int, dim: int, n_queries: int, top_k: int, buffers: int = 1) -> tuple[int, int]:
     """(rows per chunk, queries per pass) so one pass's working set fits ``memory_budget``.
 
-    Per chunk row: the vector (4*dim bytes), its score for each query (4) and the argpartition
-    index (8). Fixed per pass: the queries and the top-k state (a few copies while merging).
+    Per chunk row: the vector in each of ``buffers`` buffers (4*dim bytes each; 2 when the next
+    block is read while this one is multiplied, ``iter_vectors``' prefetch), its score for each
+    query (4) and the argpartition index (8). Fixed per pass: the queries and the top-k state (a few copies while merging).
     When the budget is tight the queries are split into passes (each pass streams the file).
     """
     queries = max(1, n_queries)
@@ -33,7 +34,7 @@ def plan_chunks(memory_budget: int, dim: int, n_queries: int, top_k: int) -> tup
     reserve = min(_LIBRARY_RESERVE, memory_budget // 4)
     while True:
         fixed = reserve + queries * dim * 4 + queries * top_k * _SCORE_BYTES_PER_ROW * _TOPK_STATE_COPIES
-        per_row = dim * 4 + queries * _SCORE_BYTES_PER_ROW
+        per_row = buffers * dim * 4 + queries * _SCORE_BYTES_PER_ROW
         rows = (memory_budget - fixed) // per_row
         if rows >= floor:
             return int(rows), queries
@@ -64,6 +65,15 @@ def search_collection(store: VectorStore, queries: Any, collection: str, top_k: 
         return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
     chunk_rows, per_pass = plan_chunks(budget, info.dim, len(queries), k)
+    # Reading the next block while this one multiplies needs a second block of memory: worth it
+    # unless the budget then needs more passes over the file.
+    try:
+        overlapped = plan_chunks(budget, info.dim, len(queries), k, buffers=2)
+    except ValueError:
+        overlapped = (0, 0)
+    prefetch = overlapped[1] == per_pass
+    if prefetch:
+        chunk_rows = overlapped[0]
     chunk_rows = min(chunk_rows, max(_MIN_CHUNK_ROWS, _MAX_BLOCK_BYTES // (4 * info.dim)))
     # Align reads to the file's HDF5 chunks so whole chunks are copied (and each read once).
     file_chunk = store.read_chunk_rows(collection)
@@ -73,7 +83,8 @@ def search_collection(store: VectorStore, queries: Any, collection: str, top_k: 
     for q0 in range(0, len(queries), per_pass):
         part = queries[q0:q0 + per_pass]
         buffer = np.empty(len(part) * min(chunk_rows, n), dtype=np.float32)
-        scores, rows = topk_blocks(part, store.iter_vectors(collection, chunk_rows, stop=n), k, buffer)
+        scores, rows = topk_blocks(part, store.iter_vectors(collection, chunk_rows, stop=n, prefetch=prefetch),
+                                    k, buffer)
         del buffer
         all_scores.append(scores)
         all_rows.append(rows)

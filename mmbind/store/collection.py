@@ -58,6 +58,39 @@ class Collection:
         self.embeddings.file.flush()
         self._committed = n + m
 
+    def replace(self, rows: list[int], vectors: np.ndarray, hashes: list[str]) -> None:
+        """Overwrite the vectors and content hashes of committed ``rows`` in place (``--replace``:
+        an id whose content changed); the other columns stay."""
+        order = np.argsort(rows)
+        rows_sorted = np.asarray(rows, dtype=np.int64)[order]
+        self.embeddings[rows_sorted] = vectors[order]
+        self.hashes[rows_sorted] = np.array([hashes[i].encode("ascii") for i in order], dtype=f"S{HASH_LENGTH}")
+        self.embeddings.file.flush()
+
+    def verify(self) -> str | None:
+        """What is wrong with the committed rows (None if nothing): every vector must be a unit
+        vector, every content hash set, every string column readable to its end. Reads the whole
+        collection: for checking a repaired file, not for every open."""
+        n = self.count()
+        if self.embeddings.shape[0] < n or self.hashes.shape[0] < n:
+            return f"{n} entries committed but fewer rows stored"
+        for start in range(0, n, SCAN_ROWS):
+            stop = min(n, start + SCAN_ROWS)
+            norms = np.linalg.norm(self.embeddings[start:stop], axis=1)
+            bad = np.flatnonzero(~(np.abs(norms - 1) < 1e-3))
+            if len(bad):
+                return f"entry {start + int(bad[0])} has no unit vector (its data is missing)"
+            empty = np.flatnonzero(self.hashes[start:stop] == b"")
+            if len(empty):
+                return f"entry {start + int(empty[0])} has no content hash (its data is missing)"
+        for name, column in self.columns.items():
+            try:
+                for _ in column.scan(n):
+                    pass
+            except (ValueError, IndexError, UnicodeDecodeError, OSError) as error:
+                return f"column {name!r} cannot be read ({error})"
+        return None
+
     def truncate(self) -> bool:
         """Drop the rows of a batch that never committed; True if there were any."""
         n = self._committed
@@ -100,8 +133,13 @@ class Collection:
         """Rows per HDF5 chunk of the vectors: reads aligned to it copy whole chunks."""
         return int(self.embeddings.chunks[0])
 
-    def iter_vectors(self, chunk_rows: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first_row, block)`` over rows [start, stop), ``block`` a view of one reused buffer."""
+    def iter_vectors(self, chunk_rows: int, start: int, stop: int, prefetch: bool = False
+                     ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_row, block)`` over rows [start, stop), ``block`` a view of a reused buffer,
+        valid until the next step. With ``prefetch`` (and more than one block) a reader thread
+        fills a second buffer with the next block while the caller works on this one (numpy's
+        matrix products release the GIL), so reading the file overlaps the search's arithmetic;
+        memory is then two blocks."""
         emb = self.embeddings
         file_rows = self.read_chunk_rows
         # Whole HDF5 chunks copied straight into the buffer skip HDF5's selection machinery
@@ -112,17 +150,34 @@ class Collection:
         rows = max(1, min(chunk_rows, stop - start))
         if direct:
             rows = -(-rows // file_rows) * file_rows  # room for a last, partly used chunk
-        buffer = np.empty((rows, emb.shape[1]), dtype=np.float32)
-        raw = buffer.reshape(-1).view(np.uint8)
+        firsts = list(range(start, stop, chunk_rows))
+        buffers = [np.empty((rows, emb.shape[1]), dtype=np.float32) for _ in range(2 if prefetch and len(firsts) > 1
+                                                                                 else 1)]
         chunk_bytes = file_rows * emb.shape[1] * 4
-        for first in range(start, stop, chunk_rows):
+
+        def read(first: int, buffer: np.ndarray) -> np.ndarray:
             last = min(stop, first + chunk_rows)
             if direct:
+                raw = buffer.reshape(-1).view(np.uint8)
                 for i, row in enumerate(range(first, last, file_rows)):
                     emb.id.read_direct_chunk((row, 0), out=raw[i * chunk_bytes:(i + 1) * chunk_bytes])
             else:
                 emb.read_direct(buffer, source_sel=np.s_[first:last], dest_sel=np.s_[0:last - first])
-            yield first, buffer[:last - first]
+            return buffer[:last - first]
+
+        if len(buffers) == 1:
+            for first in firsts:
+                yield first, read(first, buffers[0])
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="mmbind-read") as reader:
+            pending = reader.submit(read, firsts[0], buffers[0])
+            for i, first in enumerate(firsts):
+                block = pending.result()
+                if i + 1 < len(firsts):  # the other buffer is free: the caller is done with it
+                    pending = reader.submit(read, firsts[i + 1], buffers[(i + 1) % 2])
+                yield first, block
 
     def strings(self, column: str, rows: np.ndarray) -> dict[int, str]:
         """One string column's values of ``rows``, by row."""
@@ -146,6 +201,12 @@ class Collection:
         for start in range(0, n, SCAN_ROWS):
             known.update(h.decode("ascii") for h in self.hashes[start:min(n, start + SCAN_ROWS)])
         return known
+
+    def values(self, column: str) -> list[str]:
+        """Every committed row's value of one string column, in row order (a scan)."""
+        if self.reader:
+            self.columns[column].refresh()
+        return [value for _, value in self.columns[column].scan(self.count())]
 
     def find(self, column: str, values: set[str]) -> dict[str, int]:
         """Row of the first entry whose ``column`` holds each of ``values`` (a scan)."""

@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _M = 0xFFFFFFFF  # lookup3 computes in 32-bit unsigned words
+_LENGTH = 12 + 4 * 8  # the superblock's bytes before its checksum (8-byte offsets)
+_EOA_AT = 12 + 2 * 8  # where the end-of-file address is
 
 
 def _rot(x: int, k: int) -> int:
@@ -82,6 +84,64 @@ def _find_superblock(fh: BinaryIO) -> int:
     raise ValueError(f"{fh.name}: no HDF5 superblock found (expected an HDF5 file)")
 
 
+class Superblock(NamedTuple):
+    """What the superblock (v2/v3) says about the file, and the file's real size."""
+
+    version: int
+    flags: int  # consistency flags: non-zero while a writer has the file open (or died with it open)
+    base_address: int
+    eoa: int  # end of allocated space, relative to base_address: the file must be at least this long
+    file_size: int
+
+    @property
+    def missing_bytes(self) -> int:
+        """How many bytes the file lacks to hold what its superblock says it holds (0 if whole)."""
+        return max(0, self.base_address + self.eoa - self.file_size)
+
+
+def _read_superblock(fh: BinaryIO) -> tuple[int, bytearray] | None:
+    """(offset, the superblock's bytes up to and with its checksum), checked; None for v0/v1."""
+    base = _find_superblock(fh)
+    fh.seek(base)
+    head = fh.read(12)
+    if len(head) < 12:
+        raise ValueError(f"{fh.name}: the HDF5 superblock is cut short (the file is truncated)")
+    version, size_of_offsets = head[8], head[9]
+    if version < 2:
+        return None  # superblocks v0/v1 have no flags (and no SWMR); mmbind never writes them
+    if size_of_offsets != 8:
+        raise ValueError(f"{fh.name}: unsupported HDF5 superblock (offsets of {size_of_offsets} bytes, expected 8)")
+    fh.seek(base)
+    block = bytearray(fh.read(_LENGTH + 4))
+    if len(block) < _LENGTH + 4:
+        raise ValueError(f"{fh.name}: the HDF5 superblock is cut short (the file is truncated)")
+    if lookup3(bytes(block[:_LENGTH])) != struct.unpack_from("<I", block, _LENGTH)[0]:
+        raise ValueError(f"{fh.name}: HDF5 superblock checksum mismatch; the file is damaged")
+    return base, block
+
+
+def read_superblock(path: str | Path) -> Superblock | None:
+    """The superblock of an HDF5 file (None for v0/v1 superblocks, which mmbind never writes);
+    ValueError if there is none or it is damaged."""
+    with open(path, "rb") as fh:
+        found = _read_superblock(fh)
+        if found is None:
+            return None
+        _, block = found
+        base_address, _, eoa = struct.unpack_from("<QQQ", block, 12)
+        return Superblock(block[8], block[11], base_address, eoa, os.fstat(fh.fileno()).st_size)
+
+
+def extend_to_eoa(path: str | Path) -> int:
+    """Grow a file its superblock says is longer to that length (the new tail reads as zeros and,
+    on most file systems, takes no disk space); returns the bytes added."""
+    info = read_superblock(path)
+    if info is None or not info.missing_bytes:
+        return 0
+    os.truncate(path, info.file_size + info.missing_bytes)
+    return info.missing_bytes
+
+
 def clear_status_flags(path: str | Path) -> bool:
     """Clear the consistency flags of a file whose writer died; return True if they were set.
 
@@ -89,29 +149,18 @@ def clear_status_flags(path: str | Path) -> bool:
     """
     path = Path(path)
     with open(path, "r+b") as fh:
-        base = _find_superblock(fh)
-        fh.seek(base)
-        head = fh.read(12)
-        version, size_of_offsets = head[8], head[9]
-        if version < 2:
-            return False  # superblocks v0/v1 have no flags (and no SWMR); nothing to clear
-        if size_of_offsets != 8:
-            raise ValueError(f"{path}: unsupported HDF5 superblock (offsets of {size_of_offsets} bytes, expected 8)")
-        length = 12 + 4 * size_of_offsets
-        fh.seek(base)
-        block = bytearray(fh.read(length + 4))
-        stored = struct.unpack_from("<I", block, length)[0]
-        if lookup3(bytes(block[:length])) != stored:
-            raise ValueError(f"{path}: HDF5 superblock checksum mismatch; the file is damaged")
+        found = _read_superblock(fh)
+        if found is None:
+            return False
+        base, block = found
         if block[11] == 0:
             return False
         block[11] = 0
-        eoa_at = 12 + 2 * size_of_offsets
         base_address = struct.unpack_from("<Q", block, 12)[0]
-        eoa = struct.unpack_from("<Q", block, eoa_at)[0]
+        eoa = struct.unpack_from("<Q", block, _EOA_AT)[0]
         file_end = os.fstat(fh.fileno()).st_size - base_address
-        struct.pack_into("<Q", block, eoa_at, max(eoa, file_end))
-        struct.pack_into("<I", block, length, lookup3(bytes(block[:length])))
+        struct.pack_into("<Q", block, _EOA_AT, max(eoa, file_end))
+        struct.pack_into("<I", block, _LENGTH, lookup3(bytes(block[:_LENGTH])))
         # One small write inside the first sector: it lands whole or not at all.
         fh.seek(base)
         fh.write(block)

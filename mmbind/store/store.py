@@ -7,7 +7,7 @@ columns (codec.py), one collection's rows (collection.py) and the checks of an a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -23,14 +23,23 @@ from mmbind.store.validate import validate_batch
 
 @dataclass
 class AddResult:
-    """Entries written and entries skipped because their content hash was already stored."""
+    """Entries written and entries skipped because their content hash was already stored;
+    ``embed_inputs`` also fills in entries overwritten in place (``replaced``), the ids already
+    stored with other content and left as they were (``changed``), and the inputs it could not
+    read with ``skip_bad`` (``bad``: (name, reason) pairs)."""
 
     added: int = 0
     skipped: int = 0
+    replaced: int = 0
+    changed: list[str] = field(default_factory=list)
+    bad: list[tuple[str, str]] = field(default_factory=list)
 
     def __iadd__(self, other: "AddResult") -> "AddResult":
         self.added += other.added
         self.skipped += other.skipped
+        self.replaced += other.replaced
+        self.changed += other.changed
+        self.bad += other.bad
         return self
 
 
@@ -66,6 +75,7 @@ class EmbeddingStore:
         self.mode = mode
         self._collections: dict[str, Collection] = {}  # handles, valid for the open file
         self._hashes: dict[str, set[str]] = {}  # the writer's stored content hashes, per collection
+        self._id_rows: dict[str, dict[str, int]] = {}  # the writer's id -> first row, per collection
         self._file = StoreFile(self.path, mode)
 
     def close(self) -> None:
@@ -133,7 +143,16 @@ class EmbeddingStore:
         self._file.change(lambda f: create_collection_group(f["collections"], name, modality, int(dim),
                                                             fingerprint, None if tau is None else float(tau)))
         self._hashes[name] = set()
+        self._id_rows[name] = {}
         return self.info(name)
+
+    def restructure(self, change: Callable[[h5py.File], None]) -> None:
+        """Make a structural change outside the collections (new groups or datasets, such as a
+        saved map, see mmbind.store.maps) the crash-safe way create_collection does: ``change``
+        gets a copy of the file open for writing, and the copy atomically replaces the store."""
+        self._require_writer()
+        self._collections = {}
+        self._file.change(change)
 
     def info(self, collection: str) -> CollectionInfo:
         """The collection's attributes and committed entry count."""
@@ -188,9 +207,54 @@ class EmbeddingStore:
                 keep.append(i)
                 new.add(h)
         if keep:
-            part.append(*batch.take(keep, first_row=part.count()))
+            first = part.count()
+            vectors, kept_hashes, columns = batch.take(keep, first_row=first)
+            self._write(lambda: part.append(vectors, kept_hashes, columns))
             known.update(new)
+            if collection in self._id_rows:
+                for row, entry_id in enumerate(columns["ids"], first):
+                    self._id_rows[collection].setdefault(entry_id, row)
         return AddResult(len(keep), len(batch.hashes) - len(keep))
+
+    def _write(self, write: Callable[[], None]) -> None:
+        """Run a write; if it fails (a full disk), the file is dropped without HDF5 writing more,
+        and StoreError says what was kept and how to resume."""
+        try:
+            write()
+        except (OSError, RuntimeError) as error:
+            self._collections = {}
+            self._hashes = {}
+            self._id_rows = {}
+            raise self._file.abandon(error) from error
+
+    def replace(self, collection: str, rows: Sequence[int], vectors: Any, *, fingerprint: str,
+                hashes: Sequence[str]) -> None:
+        """Overwrite the vectors and content hashes of existing ``rows`` (an entry whose input
+        changed, ``mmbind embed --replace``); their ids, labels, paths and metadata stay."""
+        self._require_writer()
+        part = self._collection(collection)
+        rows = [int(r) for r in part.rows(list(rows))]
+        batch = validate_batch(part.info(), vectors, fingerprint=fingerprint, ids=None, labels=None, paths=None,
+                               metas=None, hashes=hashes)
+        known = self._hash_set(collection)
+        old = part.content_hashes(np.asarray(rows, dtype=np.int64))
+        self._write(lambda: part.replace(rows, batch.vectors, batch.hashes))
+        known.difference_update(old[r] for r in rows)
+        known.update(batch.hashes)
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and its entries (rewrites the store file once, like creating one)."""
+        self._require_writer()
+        if name not in self.file["collections"]:
+            raise StoreError(f"{self.path}: no collection {name!r} to delete")
+        self._collections = {}
+        self._hashes.pop(name, None)
+        self._id_rows.pop(name, None)
+
+        def delete(f: h5py.File) -> None:
+            del f["collections"][name]
+
+        self._file.change(delete)
 
     def add_stream(self, collection: str, batches: Iterable[EntryBatch | Mapping[str, Any]], *,
                    fingerprint: str, on_commit: Callable[[AddResult, int], None] | None = None) -> AddResult:
@@ -215,11 +279,12 @@ class EmbeddingStore:
         return part.vectors(part.rows(rows))
 
     def iter_vectors(self, collection: str, chunk_rows: int, start: int = 0,
-                     stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+                     stop: int | None = None, prefetch: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_row, block)`` over committed rows; ``block`` is a view of one reused
-        buffer (valid until the next step), so memory stays at chunk_rows x D floats."""
+        buffer (valid until the next step), so memory stays at chunk_rows x D floats (twice that
+        with ``prefetch``: the next block is read in a thread while the caller uses this one)."""
         part = self._collection(collection)
-        return part.iter_vectors(chunk_rows, start, part.count() if stop is None else stop)
+        return part.iter_vectors(chunk_rows, start, part.count() if stop is None else stop, prefetch)
 
     def entries(self, collection: str, rows: Any) -> list[dict[str, Any]]:
         """The stored columns of the given rows: corpus_id, id, label, path, meta, content_hash."""
@@ -233,9 +298,35 @@ class EmbeddingStore:
                  "meta": json.loads(metas[row]) if metas[row] else {}, "content_hash": hashes[row]}
                 for row in rows.tolist()]
 
+    def iter_ids(self, collection: str) -> Iterator[tuple[int, str]]:
+        """``(row, id)`` of every committed entry, in row order (read in bounded steps)."""
+        part = self._collection(collection)
+        if part.reader:
+            part.columns["ids"].refresh()
+        return part.columns["ids"].scan(part.count())
+
+    def column(self, collection: str, name: str) -> list[str]:
+        """One string column ("ids", "labels", "paths" or "meta" as JSON text) of every committed
+        row, in row order, "" where none: a scan that decodes no other column (``entries`` of
+        100,000 rows takes seconds, a column a tenth of one)."""
+        part = self._collection(collection)
+        if name not in part.columns:
+            raise StoreError(f"no string column {name!r} (columns: {', '.join(part.columns)})")
+        return part.values(name)
+
     def find_ids(self, collection: str, ids: Iterable[str]) -> dict[str, int]:
-        """Row of the first entry with each id (ids not found are absent); scans the id column."""
-        return self._collection(collection).find("ids", set(ids))
+        """Row of the first entry with each id (ids not found are absent); scans the id column
+        (a writer scans once, then keeps the ids in memory)."""
+        ids = set(ids)
+        if self.mode == "r":
+            return self._collection(collection).find("ids", ids)
+        if collection not in self._id_rows:
+            rows: dict[str, int] = {}
+            for row, entry_id in self.iter_ids(collection):
+                rows.setdefault(entry_id, row)
+            self._id_rows[collection] = rows
+        known = self._id_rows[collection]
+        return {i: known[i] for i in ids if i in known}
 
     def resolve_ref(self, ref: str) -> tuple[str, int]:
         """``collection/<id>`` -> (collection, row). ``<id>`` is an entry id; if no entry has that

@@ -17,11 +17,17 @@ writer leaves only complete rows behind.
 
 Under torch.distributed the misses are split over the ranks and all-gathered; rank 0 writes
 the file while the others wait.
+
+Streamed data (``batch``): each batch's anchor rows are looked up by their content hashes and
+the misses are computed from the batch itself, with no collective; under torch.distributed every
+rank then keeps its own file (``per_rank``: ``name.rankN.h5``), since the ranks see different
+data. The file's hashes are indexed in memory (a dict, about 150 bytes per anchor sample), so a
+lookup reads only the rows it needs.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,10 +53,14 @@ class AnchorCache:
     samples it has not seen under this anchor; ``cache.last_computed`` counts them.
     """
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = ENCODE_BATCH_SIZE):
+    def __init__(self, path: str | Path | None = None, batch_size: int = ENCODE_BATCH_SIZE, per_rank: bool = False):
         self.path = Path(path) if path else None
+        self.per_rank = per_rank
+        if self.path is not None and per_rank and dist.world_size() > 1:
+            self.path = self.path.with_name(f"{self.path.stem}.rank{dist.rank()}{self.path.suffix}")
         self.batch_size = batch_size
         self._memory: dict[str, dict[str, torch.Tensor]] = {}
+        self._index: dict[str, dict[str, int]] = {}  # file mode: key -> hash -> row
         self.last_computed = 0
         self.last_hits = 0
 
@@ -77,6 +87,21 @@ class AnchorCache:
         self.last_computed, self.last_hits = len(misses), len(first) - len(misses)
         if not hashes:
             return torch.empty(0, binder.dim)
+        return torch.stack([found[h] for h in hashes])
+
+    def batch(self, binder: Binder, hashes: Sequence[str], compute: Callable[[], torch.Tensor],
+              modality: str | None = None) -> torch.Tensor:
+        """One streamed batch's anchor embeddings (B, dim) on the CPU, by content hash: read from
+        the cache, or, when any is missing, ``compute()`` (the whole batch's, on this rank) and
+        the missing rows stored."""
+        modality = modality or binder.anchor_modality
+        key = self.key(binder, modality)
+        found = self._read(key, set(hashes))
+        if len(found) < len(set(hashes)):
+            computed = compute().detach().float().cpu()
+            new = {h: computed[i] for i, h in enumerate(hashes) if h not in found}
+            self._write(key, modality, new, binder.dim)
+            found.update(new)
         return torch.stack([found[h] for h in hashes])
 
     # --- computing ------------------------------------------------------------------------------
@@ -110,12 +135,14 @@ class AnchorCache:
                 return {}
             group = f[key]
             n = min(len(group["hashes"]), len(group["embeddings"]))
-            stored = [h.decode() for h in group["hashes"][:n]]
-            rows = [i for i, h in enumerate(stored) if h in wanted]
-            if not rows:
+            if len(self._index.get(key, ())) != n:  # new, or another process has written rows
+                self._index = {key: {h.decode(): i for i, h in enumerate(group["hashes"][:n])}}
+            index = self._index[key]
+            hits = sorted((index[h], h) for h in wanted if h in index)
+            if not hits:
                 return {}
-            embeddings = torch.from_numpy(group["embeddings"][:n][rows])
-        return {stored[i]: embeddings[k] for k, i in enumerate(rows)}
+            embeddings = torch.from_numpy(group["embeddings"][[i for i, _ in hits]])
+        return {h: embeddings[k] for k, (_, h) in enumerate(hits)}
 
     def _write(self, key: str, modality: str, new: dict[str, torch.Tensor], dim: int) -> None:
         if self.path is None:
@@ -123,6 +150,10 @@ class AnchorCache:
             for stale in [k for k in self._memory if k != key]:
                 del self._memory[stale]  # an older anchor's rows can never be hit again
             table.update(new)
+            return
+        if self.per_rank:
+            if new or not self.path.is_file():
+                self._append(key, modality, new, dim)
             return
         if dist.is_main() and (new or not self.path.is_file()):
             self._append(key, modality, new, dim)
@@ -145,6 +176,8 @@ class AnchorCache:
             if not new:
                 return
             n = min(len(group["hashes"]), len(group["embeddings"]))
+            if key in self._index:
+                self._index[key].update((h, n + i) for i, h in enumerate(new))
             rows = torch.stack(list(new.values())).float().numpy()
             group["embeddings"].resize(n + len(rows), axis=0)
             group["embeddings"][n:] = rows

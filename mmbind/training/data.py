@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ class ModalityBatch(NamedTuple):
     anchor_index: torch.Tensor  # the paired anchor samples
     labels: torch.Tensor
     anchor_inputs: Any  # the anchor's collated inputs, or None when its embeddings are cached
+    anchor_hashes: list[str] | None = None  # streamed data: the anchor inputs' content hashes (the cache's keys)
 
 
 Batch = dict[str, ModalityBatch]
@@ -176,21 +177,23 @@ class _PlanSampler:
     """A batch sampler whose batches are replaced every epoch."""
 
     def __init__(self) -> None:
-        self.batches: Iterable[list[PlanItem]] = []
+        self.batches: list[list[PlanItem]] = []
 
     def __iter__(self) -> Iterator[list[PlanItem]]:
         return iter(self.batches)
 
     def __len__(self) -> int:
-        return len(self.batches)  # type: ignore[arg-type]  # a list; a stream of epochs has none
+        return len(self.batches)
 
 
 class PlanLoader:
-    """One DataLoader (and its persistent workers) for a whole stage; set ``plan`` to the
-    batches (lists of plan items) of the next pass over it: one epoch's list, or an iterable
-    that runs on over several epochs, so that the workers load across epoch ends."""
+    """One DataLoader (and its persistent workers) for a whole stage; ``epoch(e, first_step)``
+    (or setting ``plan``) gives it the batches (lists of plan items) to load next;
+    ``plan_of(epoch)`` is the stage's plan."""
 
-    def __init__(self, dataset: BindDataset, num_workers: int, device: torch.device):
+    def __init__(self, dataset: BindDataset, num_workers: int, device: torch.device,
+                 plan_of: Callable[[int], list[list[PlanItem]]] | None = None):
+        self.plan_of = plan_of
         self._sampler = _PlanSampler()
         self._loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=self._sampler, collate_fn=dataset.collate, num_workers=num_workers,
@@ -198,13 +201,19 @@ class PlanLoader:
             prefetch_factor=4 if num_workers else None,
             generator=torch.Generator())  # its own: loading must not consume the model's RNG stream
 
+    def epoch(self, epoch: int, first_step: int = 0) -> "PlanLoader":
+        """Ready to yield the batches of ``epoch`` from step ``first_step`` on."""
+        assert self.plan_of is not None
+        self.plan = self.plan_of(epoch)[first_step:]
+        return self
+
     @property
-    def plan(self) -> Iterable[list[PlanItem]]:
+    def plan(self) -> list[list[PlanItem]]:
         """The batches the next pass over the loader yields, in order."""
         return self._sampler.batches
 
     @plan.setter
-    def plan(self, batches: Iterable[list[PlanItem]]) -> None:
+    def plan(self, batches: list[list[PlanItem]]) -> None:
         self._sampler.batches = batches
 
     def __len__(self) -> int:

@@ -68,11 +68,13 @@ def grad_cache_backward(
     k: int,
     device: torch.device,
     autocast: AbstractContextManager | None = None,
+    scale: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Back-propagate ``loss_fn(tower(inputs))`` in ``k`` micro-batches; return the (detached) loss.
 
     ``tower`` may be wrapped in DistributedDataParallel. Parameters used only by ``loss_fn`` (temperatures) get their
-    gradient from the loss directly.
+    gradient from the loss directly. ``scale``: fp16's gradient scaler (``GradScaler.scale``),
+    applied to the loss, so every micro-batch's gradient comes out scaled.
     """
     autocast = autocast or nullcontext()
     module = dist.unwrap(tower)
@@ -89,7 +91,7 @@ def grad_cache_backward(
             b.copy_(buffers[name])
     features = torch.cat(cached).requires_grad_()
     loss = loss_fn(features)
-    loss.backward()
+    (scale(loss) if scale is not None else loss).backward()
     grad = features.grad
     after = _rng_state(device)
     for i, (start, stop, rows) in enumerate(parts):

@@ -12,7 +12,7 @@ from mmbind import distributed as dist
 from mmbind.binder import Binder, to_device
 from mmbind.plugin.specs import ModalitySamples
 from mmbind.recipe import PretrainConfig
-from mmbind.training.data import Batch, BindDataset
+from mmbind.training.data import Batch, BindDataset, PlanLoader
 from mmbind.training.plan import PlanItem, epoch_seed, pretrain_plan
 
 # Cosines lie in [-1, 1], too narrow a range of logits for a softmax to become confident; a fixed
@@ -77,6 +77,10 @@ class PretrainStage:
     def seed(self, epoch: int) -> int:
         """Pretraining epochs count down from -1, so they never share a seed with binding's."""
         return epoch_seed(self.run_seed, -1 - epoch)
+
+    def loader(self, num_workers: int, device: torch.device) -> PlanLoader:
+        """The loader of the anchor's samples, planned by ``plan``."""
+        return PlanLoader(self.dataset, num_workers, device, self.plan)
 
     def plan(self, epoch: int) -> list[list[PlanItem]]:
         """A permutation of the anchor samples, drawn from torch's global stream (which the loop

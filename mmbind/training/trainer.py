@@ -19,7 +19,8 @@ Distributed: launched by torchrun (WORLD_SIZE > 1) the trainer joins the process
 trainable tower (encoder + head) is wrapped in its own DistributedDataParallel, every rank takes
 its share of a global batch of ``batch_size * world_size`` pairs, and the losses gather the
 embeddings with their gradient, so the update equals one process's on the global batch.
-Rank 0 writes checkpoints and metrics.
+Rank 0 writes checkpoints and metrics, and calls the run-event hooks (mmbind.tracking: the
+recipe's ``[log] trackers`` and any plugin's).
 """
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ from pathlib import Path
 
 import torch
 
-import mmbind
 from mmbind import distributed as dist
 from mmbind.binder import Binder
-from mmbind.plugin.specs import BindingData, ModalitySamples
+from mmbind.errors import TrainingError
+from mmbind.plugin.specs import BindingData, ModalitySamples, SampleStream
 from mmbind.progress import bars_enabled
 from mmbind.recipe import Recipe
 from mmbind.threads import apply_threads
+from mmbind.tracking import emit, tracking
 from mmbind.training.bind import BindStage
 from mmbind.training.checkpoints import ResumeState, RunFolder
 from mmbind.training.loop import EpochLoop
@@ -61,24 +63,39 @@ class Trainer:
         logger.info("%d intra-op thread(s) and %d loader worker(s)", threads, recipe.bind.num_workers)
         self.bars = dist.is_main() and (bars_enabled() if progress is None else progress)
         started = time.perf_counter()
-        self.data = data if data is not None else mmbind.load_dataset(recipe.dataset, **recipe.dataset_options)
+        self.data = data if data is not None else recipe.load_data()
         # wall seconds of each stage this trainer ran: data (loading or building), pretrain, bind
         self.timing: dict[str, float] = {"data_seconds": round(time.perf_counter() - started, 1)}
         self.train_split = training_split(self.data, recipe)
         self.metrics = MetricsLog(self.run.metrics_path)
         self.loop = EpochLoop(self.metrics, recipe.bind.num_workers, self.device, self.bars)
 
-    def fit(self, resume: bool = False) -> Binder:
+    def fit(self, resume: bool = False, overwrite: bool = False) -> Binder:
         """Pretrain the anchor if the recipe asks, bind every modality, save the final model.
-        With ``resume``, continue from the run folder's last epoch checkpoint (if there is one)."""
+        With ``resume``, continue from the run folder's last epoch checkpoint (if there is one).
+        A run folder holding an earlier run is refused (RunFolderError) unless ``resume`` or
+        ``overwrite``; with ``overwrite`` its files are kept until this run saves a checkpoint."""
+        with self.run.lock():
+            self.run.check_free(resume, overwrite)
+            try:
+                binder = self._fit(resume)
+            except BaseException:
+                self.run.restore_aside()
+                raise
+            self.run.drop_aside()
+        return binder
+
+    def _fit(self, resume: bool) -> Binder:
         torch.manual_seed(self.recipe.seed)
         checkpoint = self.run.last_checkpoint() if resume else None
         if resume and checkpoint is None:
             logger.warning("--resume: no checkpoint in %s; starting from scratch", self.run.checkpoint_dir)
-        with self.metrics:
+        with self.metrics, tracking(self.recipe, self.run.path):
             started = time.perf_counter()
             if checkpoint is None:
-                self.run.clear()
+                self.run.set_aside()
+            emit("on_train_start", recipe=self.recipe, run_dir=self.run.path)
+            if checkpoint is None:
                 binder, state = self.new_binder(), None
             else:
                 binder, state = self.run.load_checkpoint(checkpoint, self.device)
@@ -87,7 +104,13 @@ class Trainer:
             dist.barrier()  # no rank reads the run folder while rank 0 is still clearing it
             bind_started = time.perf_counter()
             self.timing["pretrain_seconds"] = round(bind_started - started, 1)  # model set-up included
-            self.bind(binder, state)
+            try:
+                self.bind(binder, state)
+            except TrainingError as error:
+                last = self.run.last_checkpoint()
+                kept = (f"the last good checkpoint, {last}, is kept (continue from it with --resume once the "
+                        "cause is fixed, e.g. a lower learning rate)" if last else "no checkpoint had been saved")
+                raise TrainingError(f"{error}; training stopped, {kept}") from None
         self.run.save_model(binder)
         self.timing["bind_seconds"] = round(time.perf_counter() - bind_started, 1)
         dist.barrier()
@@ -95,7 +118,7 @@ class Trainer:
 
     def new_binder(self) -> Binder:
         """A Binder built from the recipe, its anchor pretrained (if the recipe asks) and frozen."""
-        binder = Binder(self.recipe.binder_config()).to(self.device)
+        binder = Binder(self.recipe.binder_config(), base=self.recipe.base or None).to(self.device)
         apply_grad_checkpointing(binder, self.recipe)
         if self.recipe.pretrain is not None:
             self.pretrain(binder)
@@ -118,21 +141,28 @@ class Trainer:
         checkpoint after each epoch. Returns the stage (its losses, features, anchor table)."""
         stage = self.bind_stage(binder, state)
 
-        def checkpoint(epoch: int) -> None:
-            self.run.save_checkpoint(binder, stage.resume_state(epoch + 1))
+        def checkpoint(epochs_done: int, step_in_epoch: int) -> None:
+            self.run.save_checkpoint(binder, stage.resume_state(epochs_done, step_in_epoch))
+            self.run.drop_aside()  # something new exists: the replaced run can go
 
-        self.loop.run(stage, stage.start_epoch, after_epoch=checkpoint)
+        self.loop.run(stage, stage.start_epoch, checkpoint, start_step=stage.start_step, rng_state=stage.rng_state,
+                      checkpoint_every=self.recipe.bind.checkpoint_every)
         return stage
 
 
-def training_split(data: BindingData, recipe: Recipe) -> dict[str, ModalitySamples]:
-    """The dataset's "train" split; ValueError naming what is missing if it lacks it or a tower's samples."""
+def training_split(data: BindingData, recipe: Recipe) -> dict[str, ModalitySamples | SampleStream]:
+    """The dataset's "train" split; ValueError naming what is missing if it lacks it or a tower's
+    samples, or if anchor pretraining would need a streamed anchor in memory."""
     if "train" not in data.splits:
         raise ValueError(f"dataset {recipe.dataset!r} has no 'train' split (it has {', '.join(data.splits)})")
-    missing = [m for m in recipe.towers if m not in data.splits["train"]]
+    split = data.splits["train"]
+    missing = [m for m in recipe.towers if m not in split]
     if missing:
         raise ValueError(f"dataset {recipe.dataset!r} has no training samples for {', '.join(missing)}")
-    return data.splits["train"]
+    if recipe.pretrain is not None and isinstance(split[recipe.anchor], SampleStream):
+        raise ValueError(f"dataset {recipe.dataset!r} streams {recipe.anchor!r}: [anchor.pretrain] needs the "
+                         f"anchor's samples in memory; pretrain on an in-memory dataset, or drop [anchor.pretrain]")
+    return split
 
 
 def apply_grad_checkpointing(binder: Binder, recipe: Recipe) -> None:

@@ -20,12 +20,10 @@ def load(x: Any):
     return load_audio(x)
 
 
-def transform(train: bool = False, **options: Any):
-    """ImageBind's audio preprocessing; options: clips, clip_seconds, mel_bins, target_frames,
-    sample_rate, log_floor, rms_db and the augmentation strengths (see docs/modalities-sensors.md)."""
-    from mmbind_plugins.audio.features import AudioTransform
-
-    return AudioTransform(train=train, **options)
+# ImageBind's audio preprocessing; options: clips, clip_seconds, mel_bins, target_frames,
+# sample_rate, log_floor, rms_db, center ("clip" or "imagebind") and the augmentation strengths (see docs/modalities-sensors.md).
+# mmbind.lazy keeps the class's signature, so a recipe's preprocess options are checked against it.
+transform = mmbind.lazy("mmbind_plugins.audio.features:AudioTransform")
 
 
 def collate(items: list):

@@ -1,8 +1,9 @@
 """Audio model input: ImageBind's log-mel clips, plus mild train-time augmentation.
 
 Eval (ImageBind): resample to 16 kHz, ``clips`` evenly spaced clips of ``clip_seconds``,
-subtract each clip's mean, Kaldi fbank (128 mel, 25 ms hanning window, 10 ms hop, htk_compat,
-dither 0, no energy), pad with 0 / crop to ``target_frames``, normalise (x + 4.268) / 9.138.
+subtract each clip's mean (``center="imagebind"``: in place, clip after clip, as ImageBind),
+Kaldi fbank (128 mel, 25 ms hanning window, 10 ms hop, htk_compat, dither 0, no energy), pad
+with 0 / crop to ``target_frames``, normalise (x + 4.268) / 9.138.
 Output: (clips, 1, mel_bins, target_frames) float32.
 """
 from __future__ import annotations
@@ -25,22 +26,19 @@ FRAMES_PER_SECOND = 102  # ImageBind's 204 frames per 2 s clip (198 are real, 6 
 def clip_bounds(n_samples: int, sample_rate: int, clips: int, clip_seconds: float) -> list[tuple[int, int]]:
     """Sample ranges of ``clips`` evenly spaced clips (pytorchvideo's ConstantClipsPerVideoSampler,
     as ImageBind uses it): the first starts at 0, the last ends at the end; a recording shorter
-    than a clip gives the whole recording every time."""
-    duration = Fraction(n_samples, sample_rate)
-    length = Fraction(clip_seconds).limit_denominator(10_000)
-    step = max(duration - length, Fraction(0)) / max(clips - 1, 1)
-    bounds = []
-    for i in range(clips):
-        start = step * i
-        bounds.append((int(start * sample_rate), int((start + length) * sample_rate)))
-    return bounds
+    than a clip gives the whole recording every time. Computed as ImageBind does, from the float
+    duration, so the sample ranges are the same to the sample."""
+    duration = n_samples / sample_rate
+    length = Fraction(clip_seconds)
+    step = Fraction(max(duration - clip_seconds, 0)) / max(clips - 1, 1)
+    return [(int(step * i * sample_rate), int((step * i + length) * sample_rate)) for i in range(clips)]
 
 
 def log_mel(clip: torch.Tensor, sample_rate: int, mel_bins: int) -> torch.Tensor:
-    """Kaldi-compatible log-mel filterbank of one mono clip: (mel_bins, frames)."""
+    """Kaldi-compatible log-mel filterbank of one mono clip, mean already subtracted:
+    (mel_bins, frames)."""
     from torchaudio.compliance import kaldi
 
-    clip = clip - clip.mean()
     window = int(sample_rate * FRAME_LENGTH_MS / 1000)
     if clip.numel() < window:  # shorter than one frame: pad so that one frame exists
         clip = F.pad(clip, (0, window - clip.numel()))
@@ -83,7 +81,10 @@ class AudioTransform:
         time_mask: int = 16,
         freq_mask: int = 12,
         mask_prob: float = 0.5,
+        center: str = "clip",
     ) -> None:
+        if center not in ("clip", "imagebind"):
+            raise ValueError(f"audio option center={center!r}: expected 'clip' or 'imagebind'")
         _positive(clips=clips, clip_seconds=clip_seconds, mel_bins=mel_bins, sample_rate=sample_rate)
         if target_frames is not None:
             _positive(target_frames=target_frames)
@@ -108,6 +109,7 @@ class AudioTransform:
         self.time_mask = int(time_mask)
         self.freq_mask = int(freq_mask)
         self.mask_prob = float(mask_prob)
+        self.center = center
 
     def waveform(self, raw: Any) -> torch.Tensor:
         """Mono float32 waveform at ``sample_rate``, loudness-normalised if ``rms_db`` is set."""
@@ -124,10 +126,22 @@ class AudioTransform:
         return wave
 
     def spectrograms(self, wave: torch.Tensor) -> torch.Tensor:
-        """(clips, mel_bins, target_frames) log-mel, floored, before normalisation."""
+        """(clips, mel_bins, target_frames) log-mel, floored, before normalisation.
+
+        center="clip": each clip minus its own mean. center="imagebind": each clip's mean is
+        subtracted in place, clip after clip, on one copy of the waveform, as ImageBind's
+        waveform2melspec does on its clip views, so where clips overlap a later clip starts from
+        samples an earlier one already centred (ImageBind's tensors to the bit)."""
+        if self.center == "imagebind":
+            wave = wave.clone()
         specs = []
         for start, end in clip_bounds(wave.numel(), self.sample_rate, self.clips, self.clip_seconds):
-            spec = log_mel(wave[start:end], self.sample_rate, self.mel_bins)
+            if self.center == "clip":
+                clip = wave[start:end] - wave[start:end].mean()
+            else:
+                clip = wave[start:end]
+                clip -= clip.mean()
+            spec = log_mel(clip, self.sample_rate, self.mel_bins)
             if self.log_floor is not None:
                 # Digital silence gives log(float eps) = -15.9, far below any recorded quiet;
                 # the floor makes padded silence look like the quiet the model was trained on.

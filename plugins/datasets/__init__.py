@@ -24,6 +24,9 @@ def register_datasets(register):
         "manifest", GENERIC_MODALITIES, mmbind.lazy("mmbind_plugins.datasets.manifest:load_manifest"),
         "a CSV or JSONL of pairs: one column per modality, optional label, split and key"))
     register(mmbind.DatasetSpec(
+        "hf-datasets", GENERIC_MODALITIES, mmbind.lazy("mmbind_plugins.datasets.hf:load_hf_dataset"),
+        "a local Hugging Face dataset (save_to_disk folder or Parquet files): one column per modality"))
+    register(mmbind.DatasetSpec(
         "esc50", ("audio",), mmbind.lazy("mmbind_plugins.datasets.esc50:load_esc50"),
         "ESC-50 environmental sounds (audio/*.wav, meta/esc50.csv); 50 named classes, test fold"))
     register(mmbind.DatasetSpec(
@@ -38,3 +41,6 @@ def register_datasets(register):
     register(mmbind.DatasetSpec(
         "imu-windows", ("imu",), mmbind.lazy("mmbind_plugins.datasets.imu_windows:load_imu_windows"),
         "labelled IMU windows: class folders of CSV/NPY, one long CSV with a window column, or an aeon .ts"))
+    register(mmbind.DatasetSpec(
+        "fashion-mnist", ("image", "text"), mmbind.lazy("mmbind_plugins.datasets.fashion_mnist:load_fashion_mnist"),
+        "the 70,000 real Fashion-MNIST images (IDX files, official split) + class-name text prompts"))

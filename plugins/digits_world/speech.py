@@ -1,8 +1,8 @@
-"""Spoken digits: synthetic training speech (espeak-ng, flite) and the real asterisk recordings.
+"""Spoken digits: synthetic training speech (espeak-ng, flite, festival) and the real asterisk recordings.
 
 Synthetic clips are planned first (engine, voice, speed, pitch, word, channel seed), each plan
-fixed by the dataset seed, then rendered in parallel subprocesses. espeak-ng and flite are
-deterministic for a given voice/speed/pitch, and all randomness after synthesis comes from a
+fixed by the dataset seed, then rendered in parallel subprocesses. espeak-ng, flite and festival
+are deterministic for a given voice/speed/pitch, and all randomness after synthesis comes from a
 per-clip numpy Generator, so a rebuild with the same seed yields the same samples bit for bit.
 """
 from __future__ import annotations
@@ -56,6 +56,23 @@ ESPEAK_MALE = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "Alex", "Andy", "
 ESPEAK_TEST = {"f4", "steph2", "linda", "m6", "Hugo", "klatt3", "iven2", "pedro", "edward2"}
 FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
 FLITE_TEST = {"kal16"}
+# Festival voices made from recordings of human speakers (diphone, unit-selection and HTS voices
+# of Debian's festvox-* packages): they sound more natural than espeak-ng's formant synthesis, and
+# they are the only synthetic Italian and Russian speakers besides espeak-ng. Training only (the
+# synthetic test split keeps espeak-ng and flite voices never trained on).
+FESTIVAL_VOICES: dict[str, list[str]] = {
+    "en": ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"],
+    "it": ["lp_diphone", "pc_diphone"],
+    "ru": ["msu_ru_nsh_clunits"],
+    "es": ["lp_diphone", "pc_diphone"],  # Italian voices reading Spanish respelled (SPELLING)
+}
+# Spanish has no festival voice; Italian spelling read by the Italian voices comes close to
+# Latin-American Spanish ("cero" said "sero", "ocho" with the "ch" of Italian "ciò").
+SPELLING: dict[str, list[str]] = {
+    "es": ["sero", "uno", "dos", "tres", "cuatro", "sinco", "seis", "siete", "ocio", "nueve"],
+}
+# Share of each language's training clips spoken by festival.
+FESTIVAL_SHARE = {"en": 0.2, "it": 0.45, "ru": 0.45, "es": 0.3}
 
 # Extra espeak-ng variants made here ("dw000".."dw079"): random formant scalings, pitch ranges,
 # flutter, roughness, breathiness, so the synthetic speakers cover more of the space real
@@ -140,9 +157,9 @@ class ClipPlan:
 
     digit: int
     language: str
-    engine: str  # "espeak-ng" or "flite"
-    voice: str  # espeak "<accent>+<variant>", flite voice name
-    speed: float  # espeak words per minute; flite duration stretch
+    engine: str  # "espeak-ng", "flite" or "festival"
+    voice: str  # espeak "<accent>+<variant>", flite or festival voice name
+    speed: float  # espeak words per minute; flite and festival duration stretch
     pitch: float  # espeak 0-99; flite target f0 in Hz
     text: str
     tract: float  # vocal tract length factor applied after synthesis
@@ -151,7 +168,8 @@ class ClipPlan:
 
 
 def plan_clips(n: int, split: str, seed: int) -> list[ClipPlan]:
-    """n clips balanced over digits and languages; English shared by espeak-ng and flite."""
+    """n clips balanced over digits and languages; English shared by espeak-ng, flite and
+    festival, Italian and Russian by espeak-ng and festival (training only)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     rng = np.random.default_rng([seed, 0 if split == "train" else 1, 7])
@@ -169,6 +187,13 @@ def plan_clips(n: int, split: str, seed: int) -> list[ClipPlan]:
         clip_seed = int(rng.integers(2**31))
         clean = bool(rng.random() < 0.15)
         tract = float(np.exp(rng.uniform(np.log(0.9), np.log(1.15))))
+        if not test and rng.random() < FESTIVAL_SHARE.get(language, 0.0):
+            spoken = SPELLING.get(language, WORDS[language])[digit]
+            plans.append(ClipPlan(digit, language, "festival",
+                                  str(rng.choice(FESTIVAL_VOICES[language])),
+                                  round(float(rng.uniform(0.8, 1.5)), 2), 0.0, spoken + punct,
+                                  tract, clean, clip_seed))
+            continue
         if language == "en" and rng.random() < 0.5:
             voice = str(rng.choice(flite))
             # flite: duration stretch and target mean f0 (Hz) vary speed and pitch.
@@ -188,11 +213,12 @@ def plan_clips(n: int, split: str, seed: int) -> list[ClipPlan]:
     return plans
 
 
-def _check_tool(name: str) -> None:
+def _check_tool(engine: str) -> None:
+    name = "text2wave" if engine == "festival" else engine
     if shutil.which(name) is None:
         raise RuntimeError(
-            f"digits-world audio needs the {name!r} program (Debian package {name}); "
-            f"install it or build with n_audio=0")
+            f"digits-world audio needs the {name!r} program (Debian package "
+            f"{engine}); install it or build with audio_per_class=0")
 
 
 def synthesize(plan: ClipPlan, espeak_path: Path | None = None) -> tuple[np.ndarray, int]:
@@ -210,6 +236,8 @@ def synthesize(plan: ClipPlan, espeak_path: Path | None = None) -> tuple[np.ndar
             capture_output=True, check=True, timeout=60).stdout
         x, sr = sf.read(io.BytesIO(out), dtype="float32")
         return x, sr
+    if plan.engine == "festival":
+        return _festival(plan)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "clip.wav")
         subprocess.run(
@@ -217,6 +245,24 @@ def synthesize(plan: ClipPlan, espeak_path: Path | None = None) -> tuple[np.ndar
              "--setf", f"int_f0_target_mean={plan.pitch}", "-t", plan.text, "-o", path],
             capture_output=True, check=True, timeout=60)
         x, sr = sf.read(path, dtype="float32")
+    return x, sr
+
+
+def _festival(plan: ClipPlan) -> tuple[np.ndarray, int]:
+    """festival's text2wave with the plan's voice and duration stretch; the word goes in on
+    stdin (UTF-8, which the Russian voice reads)."""
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "clip.wav")
+        subprocess.run(
+            ["text2wave", "-eval", f"(voice_{plan.voice})",
+             "-eval", f"(Parameter.set 'Duration_Stretch {plan.speed})", "-o", path],
+            input=plan.text.encode("utf-8"), capture_output=True, check=True, timeout=60)
+        x, sr = sf.read(path, dtype="float32")
+    if not np.abs(x).max(initial=0.0) > 0:
+        raise RuntimeError(f"festival voice {plan.voice!r} produced silence for {plan.text!r}; "
+                           f"is its Debian festvox package installed?")
     return x, sr
 
 

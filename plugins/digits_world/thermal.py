@@ -21,13 +21,13 @@ from mmbind_plugins.digits_world.glyphs import rasterise, styled_strokes
 
 
 def simulate_thermal(font: str, digit: int, rng: np.random.Generator,
-                     size: int = 32) -> np.ndarray:
+                     size: int = 32, writer: bool = False) -> np.ndarray:
     """One SIMULATED 8-bit thermal frame (size, size) uint8: heated-wire digit on a cooler
     board with a diffusion halo -> optics blur and vignetting -> fixed-pattern and temporal
     noise -> automatic gain control. The module docstring gives the numbers."""
     from scipy.ndimage import gaussian_filter
 
-    strokes = styled_strokes(font, digit, rng)
+    strokes = styled_strokes(font, digit, rng, writer=writer)
     wire = rasterise(strokes, size, rng, width=rng.uniform(0.04, 0.08))
     v, u = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
     ambient = rng.uniform(15, 28) + rng.uniform(-1.5, 1.5) * u + rng.uniform(-1.5, 1.5) * v

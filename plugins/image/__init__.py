@@ -20,12 +20,10 @@ def load(x: Any):
     return load_rgb(x)
 
 
-def transform(train: bool = False, **options: Any):
-    """ImageBind's image preprocessing; options: size (224), crop_scale (0.8), degrees (10),
-    translate (0.05), mean, std (CLIP's). See docs/modalities.md."""
-    from mmbind_plugins.image.transforms import ImageTransform
-
-    return ImageTransform(train=train, **options)
+# ImageBind's image preprocessing; options: size (224), crop_scale (0.8), degrees (10),
+# translate (0.05), mean, std (CLIP's). See docs/modalities.md.
+# mmbind.lazy keeps the class's signature, so a recipe's preprocess options are checked against it.
+transform = mmbind.lazy("mmbind_plugins.image.transforms:ImageTransform")
 
 
 def example_inputs() -> list:

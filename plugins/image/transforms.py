@@ -35,6 +35,19 @@ def resize_center_crop(image: torch.Tensor, size: int, interpolation: Interpolat
     return TF.center_crop(image, [size, size])
 
 
+def pil_resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """``resize_center_crop`` done by torchvision on a PIL image (Pillow's bicubic), as ImageBind
+    and OpenCLIP preprocess: HxWx3 uint8 -> size x size x 3 uint8."""
+    from PIL import Image
+
+    resized = TF.resize(Image.fromarray(image), size, interpolation=BICUBIC)
+    return np.array(TF.center_crop(resized, [size, size]))
+
+
+def _chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
 class SpatialAugment:
     """Mild geometry for training: a random resized crop (area ``crop_scale``..1, aspect 3/4..4/3)
     followed by a small random affine (rotation up to ``degrees``, shift up to ``translate`` of
@@ -61,12 +74,19 @@ class ImageTransform:
     """RGB image -> (3, size, size) float32, CLIP-normalised.
 
     Eval (ImageBind): bicubic short-side resize to ``size``, center crop, /255, CLIP mean/std.
+    ``resize_backend="pil"`` resizes and crops with Pillow, as torchvision does on PIL images in
+    ImageBind's and OpenCLIP's preprocessing (bit-exact with their tensors; the default tensor
+    resize differs from Pillow's by one level in a few pixels).
     Train: the same output through ``SpatialAugment`` instead of resize + center crop.
     """
 
     def __init__(self, train: bool = False, size: int = 224, crop_scale: float = 0.8, degrees: float = 10.0,
-                 translate: float = 0.05, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> None:
+                 translate: float = 0.05, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
+                 resize_backend: str = "tensor") -> None:
+        if resize_backend not in ("tensor", "pil"):
+            raise ValueError(f"resize_backend must be 'tensor' or 'pil', got {resize_backend!r}")
         self.train = bool(train)
+        self.pil = resize_backend == "pil"
         self.size = check_size(size)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std need 3 values each (std > 0), got {mean!r}, {std!r}")
@@ -78,12 +98,18 @@ class ImageTransform:
         return self.finish(self.precompute(image))
 
     def precompute(self, image: Any) -> torch.Tensor:
-        """The image as a uint8 (3, H, W) tensor: deterministic, computed once per sample by the trainer."""
+        """The image as a uint8 (3, H, W) tensor (with the Pillow backend at eval: already resized
+        and cropped): deterministic, computed once per sample by the trainer."""
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
             image = load_rgb(image)  # raw paths/arrays work too, not only load()'s output
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # uint8 CHW
+        if self.pil and self.augment is None:
+            image = pil_resize_center_crop(image, self.size)
+        return _chw(image)
 
     def finish(self, pixels: torch.Tensor) -> torch.Tensor:
         """Resize and crop (train: the random geometry) and normalise ``precompute``'s output."""
-        pixels = self.augment(pixels) if self.augment is not None else resize_center_crop(pixels, self.size)
+        if self.augment is not None:
+            pixels = self.augment(pixels)
+        elif not self.pil:
+            pixels = resize_center_crop(pixels, self.size)
         return (pixels.float() / 255.0 - self.mean) / self.std

@@ -20,12 +20,10 @@ def load(x: Any):
     return load_imu(x)
 
 
-def transform(train: bool = False, **options: Any):
-    """Options: length (2000), resize ("resample" | "pad"), normalize ("none" | "channel" |
-    "sensor") and the augmentation strengths (see docs/modalities-sensors.md)."""
-    from mmbind_plugins.imu.features import ImuTransform
-
-    return ImuTransform(train=train, **options)
+# Options: length (2000), resize ("resample" | "pad"), normalize ("none" | "channel" |
+# "sensor") and the augmentation strengths (see docs/modalities-sensors.md).
+# mmbind.lazy keeps the class's signature, so a recipe's preprocess options are checked against it.
+transform = mmbind.lazy("mmbind_plugins.imu.features:ImuTransform")
 
 
 def collate(items: list):

@@ -1,4 +1,4 @@
-"""The text modality (strings or .txt files; the encoder tokenises) and text encoders.
+"""The text modality (strings or .txt files; the encoder's collate tokenises) and text encoders.
 
 Only hook implementations live here; torch/transformers load inside the functions.
 """
@@ -32,7 +32,7 @@ def _identity(text: str) -> str:
 
 
 def transform(train: bool = False, **options: Any):
-    """Identity: tokenisation depends on the tokenizer, so it is the encoder's job. No options."""
+    """Identity: tokenisation depends on the tokenizer, so it is the encoder's ``collate``. No options."""
     if options:
         raise ValueError(f"the text transform takes no options, got {sorted(options)}; "
                          f"set tokenizer options (max_length, ...) on the encoder")
@@ -40,7 +40,7 @@ def transform(train: bool = False, **options: Any):
 
 
 def collate(items: list) -> list[str]:
-    """A batch of texts is a list of str."""
+    """A batch of texts is a list of str (for encoders without a ``collate`` of their own)."""
     return [str(item) for item in items]
 
 
@@ -53,7 +53,7 @@ def register_modalities(register):
     register(mmbind.Modality(
         "text", load, transform, default_encoder="text-minilm-l6", collate=collate,
         extensions=EXTENSIONS, example_inputs=example_inputs, input_file=input_file, language=True,
-        description="text: strings or .txt files; batches are lists of str, tokenised by the encoder"))
+        description="text: strings or .txt files, tokenised by the encoder's collate"))
 
 
 @mmbind.hookimpl

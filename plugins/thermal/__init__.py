@@ -21,11 +21,9 @@ def load(x: Any):
     return load_thermal(x)
 
 
-def transform(train: bool = False, **options: Any):
-    """Options: size (224), crop_scale, degrees, translate (train only). No normalisation."""
-    from mmbind_plugins.thermal.transforms import ThermalTransform
-
-    return ThermalTransform(train=train, **options)
+# Options: size (224), crop_scale, degrees, translate (train only). No normalisation.
+# mmbind.lazy keeps the class's signature, so a recipe's preprocess options are checked against it.
+transform = mmbind.lazy("mmbind_plugins.thermal.transforms:ThermalTransform")
 
 
 def example_inputs() -> list:
