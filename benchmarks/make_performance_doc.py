@@ -20,12 +20,14 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 DOC = HERE.parent / "docs" / "performance.md"
-BENCHMARKS = ["anchor_cache", "loop_overhead", "embed_throughput", "startup", "serve_speed", "imagebind_import",
+BENCHMARKS = ["main_job-full", "main_job-after", "main_job-before", "loader_profile", "loader_profile-before", "contention",
+              "anchor_cache", "loop_overhead", "embed_throughput", "startup", "serve_speed", "imagebind_import",
               "streaming", "search_speed"]
 
 
 def docstring(name: str) -> str:
-    tree = ast.parse((HERE / f"{name}.py").read_text())
+    """The benchmark's docstring; a result named <benchmark>-<label> is one more run of it."""
+    tree = ast.parse((HERE / f"{name.split('-')[0]}.py").read_text())
     return ast.get_docstring(tree) or ""
 
 
@@ -62,11 +64,27 @@ def write_doc() -> Path:
              "region wait for a thread the scheduler has given to another process (a tiny CNN's",
              "step measured 18 ms with one thread and 50-300 ms with two), so the training and",
              "embedding benchmarks below were run with `--threads 1` when so noted.", "",
+             "**Threads.** A run's `threads` (recipe field, `--threads` on `mmbind train`, `run` and",
+             "`eval`; `mmbind/threads.py`) is the number of CPU threads it uses: torch's intra-op",
+             "threads plus `[bind] num_workers` loader processes (one thread each). The default, 0,",
+             "counts the cores free to the process when it starts: its CPU affinity and cgroup",
+             "quota, minus the machine's 1-minute load average, at least 1 (and `$OMP_NUM_THREADS`",
+             "when set). So a busy machine gets one thread per process instead of a team that waits",
+             "for a core; set it by hand on a machine whose load changes a lot during a run.", "",
+             "**Feeding the step.** The loader computes each sample's deterministic preprocessing",
+             "once (a transform's `precompute`, docs/hooks.md) and only the augmentation every",
+             "epoch; with `[bind] num_workers = 1` (the digits recipe) one process loads while the",
+             "main one steps. The loader profile below shows where a batch's loading time goes.",
+             "The main-job and loader-profile runs below were measured while the loader also ran",
+             "ahead across epoch ends; that was dropped for the epoch loop's mid-epoch resume, so",
+             "an epoch's first batch waits for the loader again.", "",
              "| benchmark | ratio | target | met |", "|---|---|---|---|"]
     for name, r in found.items():
-        lines.append(f"| [{r.get('title', name)}](#{r.get('title', name).lower().replace(' ', '-')}) "
+        title = r.get("title", name)
+        anchor = re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+        lines.append(f"| [{title}](#{anchor}) "
                      f"| {r['ratio']} | {r['target']} | {'yes' if r['met'] else 'no'} |")
-    missing = [n for n in BENCHMARKS if n not in found]
+    missing = [n for n in BENCHMARKS if n not in found and "-" not in n]
     if missing:
         lines += ["", f"Not yet measured: {', '.join(missing)}."]
     lines.append("")
@@ -89,7 +107,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="passed to the training/embedding benchmarks")
     args = parser.parse_args()
     if args.run:
-        for name in BENCHMARKS:
+        for name in [n for n in BENCHMARKS if "-" not in n]:
             extra = ["--threads", str(args.threads)] if args.threads and name != "startup" else []
             subprocess.run([sys.executable, str(HERE / f"{name}.py"), *extra], check=True)
     print(write_doc())

@@ -19,6 +19,13 @@ def _registered(module_name: str, plugin_name: str):
     plugins.reset()
 
 
+@pytest.fixture(autouse=True)
+def _baseline_cache(tmp_path_factory, monkeypatch):
+    """Supervised baselines are cached in a folder of each test's own, never in ~/.cache."""
+    folder = tmp_path_factory.mktemp("mmbind-cache")
+    monkeypatch.setattr("mmbind.evaluation.baseline_cache.cache_dir", lambda: folder)
+
+
 @pytest.fixture
 def toy_plugin():
     """The fake toy plugin (tests/toy_plugin.py): two simulated vector sensors."""

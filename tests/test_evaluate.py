@@ -205,6 +205,21 @@ def test_eval_and_compare_commands(trained, tmp_path):
         assert not_a_checkpoint.exit_code != 0 and "not a checkpoint" in not_a_checkpoint.output
 
 
+def test_eval_command_overrides_the_baseline_budget(trained, tmp_path):
+    from mmbind.cli import _register_builtin_commands, cli
+
+    recipe, _, _ = trained
+    _register_builtin_commands()
+    output = tmp_path / "eval.json"
+    with fake_world.registered():
+        result = CliRunner().invoke(cli, ["eval", str(recipe.run_dir), "--text-modality", "fw-text", "--threads", "1",
+                                          "--baseline-budget", "0.000001", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    info = json.loads(output.read_text())["supervised_info"]
+    trained_ones = [m for m, i in info.items() if "steps" in i]
+    assert trained_ones and all(info[m]["time_limited"] and info[m]["steps"] == 1 for m in trained_ones)
+
+
 # --- the quality benchmark's aggregation and markdown ---------------------------------------------
 def _benchmark():
     spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
@@ -361,6 +376,61 @@ def test_evaluate_run_names_bad_settings(trained):
                 evaluate_run(binder, data, recipe, prompt_tower="fw-text")
         finally:
             recipe.eval.extra_splits = ["real"]
+
+
+def test_supervised_baselines_are_cached_by_data_encoder_and_seed(trained, tmp_path, monkeypatch):
+    from mmbind.evaluation import baselines
+    from mmbind.evaluation.baseline_cache import BaselineCache
+
+    recipe, binder, data = trained
+    cfg = recipe.eval.model_copy(update={"supervised_epochs": 1})
+    cache = BaselineCache(tmp_path / "baselines")
+    present = {"test": ["fw-depth"]}
+    with fake_world.registered():
+        features = {("test", "fw-depth"): binder.encode(list(data.splits["test"]["fw-depth"].inputs), "fw-depth",
+                                                        output_value="features")}
+        first = baselines.supervised_baselines(binder, data, present, features, cfg, seed=0, cache=cache)
+        assert first["info"]["fw-depth"]["cached"] is False and len(list(cache.root.glob("*.npz"))) == 1
+
+        def must_not_train(*args, **kwargs):
+            raise AssertionError("trained again")
+
+        monkeypatch.setattr(baselines, "train_supervised_encoder", must_not_train)
+        second = baselines.supervised_baselines(binder, data, present, features, cfg, seed=0, cache=cache)
+        assert second["info"]["fw-depth"]["cached"] is True
+        assert second["info"]["fw-depth"]["steps"] == first["info"]["fw-depth"]["steps"]
+        np.testing.assert_array_equal(second["supervised"]["test", "fw-depth"], first["supervised"]["test", "fw-depth"])
+        with pytest.raises(AssertionError, match="trained again"):  # another seed is another baseline
+            baselines.supervised_baselines(binder, data, present, features, cfg, seed=1, cache=cache)
+        cfg.supervised_lr *= 2  # and so are other training settings (cfg is this test's copy)
+        with pytest.raises(AssertionError, match="trained again"):
+            baselines.supervised_baselines(binder, data, present, features, cfg, seed=0, cache=cache)
+
+
+def test_the_budget_is_shared_and_a_stopped_baseline_is_retrained_only_with_more_time(trained, tmp_path,
+                                                                                       monkeypatch):
+    from mmbind.evaluation import baselines
+    from mmbind.evaluation.baseline_cache import BaselineCache
+
+    recipe, binder, data = trained
+    cfg = recipe.eval.model_copy(update={"supervised_epochs": 50, "supervised_budget_seconds": 1e-3})
+    cache = BaselineCache(tmp_path / "baselines")
+    present = {"test": ["fw-audio", "fw-depth"]}
+    with fake_world.registered():
+        out = baselines.supervised_baselines(binder, data, present, {}, cfg, seed=0, cache=cache)
+        for m in present["test"]:
+            assert out["info"][m]["time_limited"] is True and out["info"][m]["steps"] == 1
+            assert ("test", m) in out["supervised"]
+        again = baselines.supervised_baselines(binder, data, present, {}, cfg, seed=0, cache=cache)
+        assert all(again["info"][m]["cached"] for m in present["test"])  # the same caps: the same result
+
+        def must_not_train(*args, **kwargs):
+            raise AssertionError("trained again")
+
+        monkeypatch.setattr(baselines, "train_supervised_encoder", must_not_train)
+        with pytest.raises(AssertionError, match="trained again"):  # more time: it may do better
+            baselines.supervised_baselines(binder, data, present, {},
+                                           cfg.model_copy(update={"supervised_budget_seconds": 0.0}), seed=0, cache=cache)
 
 
 def test_zero_supervised_epochs_leave_the_linear_probe_as_the_bound(trained):

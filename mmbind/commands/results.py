@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 # `mmbind eval` options that set a field of the recipe's [eval] table.
 EVAL_OPTIONS = {"split": "--split", "extra_splits": "--extra-split", "templates": "--template",
-                "text_modality": "--text-modality", "supervised_baselines": "--supervised"}
+                "text_modality": "--text-modality", "supervised_baselines": "--supervised",
+                "supervised_budget_seconds": "--baseline-budget"}
 
 
 def set_eval_fields(eval_cfg: "EvalConfig", settings: dict[str, Any]) -> None:
@@ -126,10 +127,16 @@ def register(cli: click.Group) -> None:
                   help="Train the supervised baselines (default: the recipe's supervised_baselines).")
     @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
                   help="Where to write the JSON (default: eval.json beside the checkpoint).")
+    @click.option("--baseline-budget", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+                  help="Wall seconds for all supervised encoders together (the recipe's "
+                       "[eval] supervised_budget_seconds; 0: no total cap). Cached baselines cost none.")
+    @click.option("--threads", type=click.IntRange(min=0), default=None,
+                  help="CPU threads (the recipe's threads; 0: the cores free to this process).")
     @device_option()
     def eval_(checkpoint: Path, data: str | None, options: tuple[str, ...], split: str | None,
               extra_splits: tuple[str, ...], templates: tuple[str, ...], text_modality: str | None,
-              supervised: bool | None, output: Path | None, device: str) -> None:
+              supervised: bool | None, output: Path | None, baseline_budget: float | None,
+              threads: int | None, device: str) -> None:
         """Zero-shot accuracy, retrieval R@K for every modality pair and supervised bounds of CHECKPOINT."""
         import time
 
@@ -138,11 +145,13 @@ def register(cli: click.Group) -> None:
         from mmbind.evaluation.results import format_table
         from mmbind.evaluation.run import evaluate_run
         from mmbind.recipe import EvalConfig, parse_assignments
+        from mmbind.threads import apply_threads
 
         model, run, default_output = resolve_checkpoint(checkpoint)
         output = output or default_output
         settings = {"split": split, "extra_splits": list(extra_splits), "templates": list(templates),
-                    "text_modality": text_modality, "supervised_baselines": supervised}
+                    "text_modality": text_modality, "supervised_baselines": supervised,
+                    "supervised_budget_seconds": baseline_budget}
         settings = {name: value for name, value in settings.items() if value is not None and value != []}
         set_eval_fields(EvalConfig(), settings)  # a bad option fails now, before the binder loads
         dataset_options = parse_assignments(options, "--option")
@@ -152,6 +161,9 @@ def register(cli: click.Group) -> None:
         binder = Binder.from_pretrained(model, device=resolve_device(device))
         recipe = build_recipe(binder, data, dataset_options, run, output)
         set_eval_fields(recipe.eval, settings)
+        if threads is not None:
+            recipe.threads = threads
+        apply_threads(recipe.threads)
         dataset = recipe.load_data()
         try:
             results = evaluate_run(binder, dataset, recipe, run_dir=output.parent)

@@ -7,11 +7,15 @@ Per modality, two baselines trained on the train split's labels:
   pretrained ones included), plus a linear classifier, trained with cross-entropy for a few
   epochs on CPU with the tower's train-time augmentation.
 Both are capped at ``[eval] baseline_max_train`` training samples (class-balanced), and the
-encoder's training at ``[eval] supervised_max_seconds``, to stay cheap.
+encoders' training at ``[eval] supervised_budget_seconds`` together and
+``supervised_max_seconds`` each, to stay cheap. A supervised encoder's predictions are cached
+on disk (baseline_cache.py): the same data, encoder and seed are not trained twice (one
+stopped by its time cap is trained again only by a run that allows it more time).
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -23,6 +27,7 @@ from mmbind.progress import progress
 
 if TYPE_CHECKING:
     from mmbind.binder import Binder
+    from mmbind.evaluation.baseline_cache import BaselineCache
     from mmbind.plugin.specs import BindingData
     from mmbind.recipe import EvalConfig
 
@@ -34,6 +39,7 @@ PRETRAINED_LR_FACTOR = 0.1
 # Light regularisation, as for the anchor's pretraining: the baselines train only a few epochs.
 WEIGHT_DECAY = 1e-4
 PREDICT_BATCH = 128
+PROGRESS_LOG_SECONDS = 30.0  # how often a supervised training logs its progress
 
 
 def fit_linear_probe(features: np.ndarray, labels: Sequence[int], seed: int = 0) -> Any:
@@ -92,6 +98,10 @@ def train_supervised_encoder(binder: "Binder", modality: str, inputs: Sequence[A
         {"params": model.linear.parameters(), "lr": lr}], weight_decay=WEIGHT_DECAY)
     load = mmbind.get_modality(modality).load
     transform = binder.transform(modality, train=True)  # the tower's own augmentation and sizes
+    if hasattr(transform, "precompute"):  # its deterministic part once per sample, not once per epoch
+        fixed, finish = [transform.precompute(load(x)) for x in inputs], transform.finish
+    else:
+        fixed, finish = [load(x) for x in inputs], transform
     targets = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
     def batches():  # the sample order of every epoch, drawn when the epoch starts
@@ -101,16 +111,21 @@ def train_supervised_encoder(binder: "Binder", modality: str, inputs: Sequence[A
                 yield order[begin:begin + batch_size]
 
     started, steps, stopped = time.perf_counter(), 0, False
+    total = epochs * -(-len(inputs) // batch_size)
+    logged = started
     model.train()
-    for index in progress(batches(), total=epochs * -(-len(inputs) // batch_size),
-                          desc=f"supervised {modality}", unit="step"):
-        batch = binder.collate(modality, [transform(load(inputs[i])) for i in index])
+    for index in progress(batches(), total=total, desc=f"supervised {modality}", unit="step"):
+        batch = binder.collate(modality, [finish(fixed[i]) for i in index])
         loss = F.cross_entropy(model(to_device(batch, device)), targets[index].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         steps += 1
-        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+        now = time.perf_counter()
+        if now - logged > PROGRESS_LOG_SECONDS:  # a line now and then, also where no bar shows
+            log.info("supervised %s: step %d/%d, %.0f s", modality, steps, total, now - started)
+            logged = now
+        if max_seconds is not None and now - started > max_seconds:
             stopped = True
             break
     model.eval()
@@ -133,59 +148,105 @@ def predict(model: Any, binder: "Binder", modality: str, inputs: Sequence[Any],
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
+def _reusable(stored: dict[str, Any], caps: dict[str, float]) -> bool:
+    """A cached baseline serves this run unless the time cap stopped it and this run allows more
+    time (a cap of 0 is none): a complete training is the same whatever the caps."""
+    if not stored.get("time_limited"):
+        return True
+    more = lambda now, then: (now or math.inf) > (then or math.inf)  # noqa: E731
+    return not any(more(caps[k], stored.get(k, 0.0)) for k in caps)
+
+
 def supervised_baselines(binder: "Binder", data: "BindingData", present: dict[str, list[str]],
                          features: dict[tuple[str, str], np.ndarray], cfg: "EvalConfig",
-                         seed: int = 0) -> dict[str, Any]:
+                         seed: int = 0, cache: "BaselineCache | None" = None) -> dict[str, Any]:
     """Predictions of both baselines on every evaluated (split, modality).
 
     ``present`` maps each evaluated split to its modalities; ``features`` holds the encoder
-    features of those samples (computed once by evaluate_run). Returns
-    {"linear_probe": {(split, m): predictions}, "supervised": {...}, "info": {m: {...}}}.
+    features of those samples (computed once by evaluate_run). Supervised encoders come from
+    ``cache`` (default: the on-disk BaselineCache) when one was trained before on the same data,
+    encoder and seed; the others share ``[eval] supervised_budget_seconds`` (each also capped at
+    ``supervised_max_seconds``). Returns {"linear_probe": {(split, m): predictions},
+    "supervised": {...}, "info": {m: {...}}}.
     """
+    from mmbind.evaluation.baseline_cache import BaselineCache, baseline_key
+
+    cache = cache if cache is not None else BaselineCache()
     out: dict[str, Any] = {"linear_probe": {}, "supervised": {}, "info": {}}
     train = data.splits.get("train", {})
     n_classes = len(data.class_names)
-    limit = cfg.baseline_max_train
-    modalities = list(dict.fromkeys(m for ms in present.values() for m in ms))
-    for m in modalities:
+    settings = {"epochs": cfg.supervised_epochs, "batch_size": cfg.supervised_batch_size, "lr": cfg.supervised_lr}
+    # the time caps a training ran under, kept with it: a stopped one is reused under caps no larger
+    caps = {"budget_seconds": cfg.supervised_budget_seconds, "max_seconds": cfg.supervised_max_seconds}
+    jobs = []
+    for m in dict.fromkeys(m for ms in present.values() for m in ms):
         if m not in train or len(train[m]) == 0:
             out["info"][m] = {"skipped": "no training samples"}
             continue
         labels = np.asarray(train[m].labels)
         known = np.flatnonzero(labels >= 0)
-        pick = known[balanced_sample(labels[known], limit, seed)]
+        pick = known[balanced_sample(labels[known], cfg.baseline_max_train, seed)]
         if len(np.unique(labels[pick])) < 2:
             out["info"][m] = {"skipped": "fewer than two classes in the training labels"}
             continue
         inputs = [train[m].inputs[i] for i in pick]
-        info: dict[str, Any] = {"train_samples": int(len(pick))}
+        splits = [split for split, ms in present.items() if m in ms]
+        key = None  # no supervised encoder to train: frozen in the binder, or no epochs asked for
+        if not binder.config.towers[m].freeze_encoder and cfg.supervised_epochs > 0:
+            key = baseline_key(m, binder.config.towers[m], inputs, labels[pick],
+                               {split: list(data.splits[split][m].inputs) for split in splits},
+                               n_classes, settings, seed)
+        cached = cache.get(key) if key else None
+        if cached is not None and not _reusable(cached[1], caps):
+            cached = None  # stopped by a smaller time cap than this run's: this run may do better
+        jobs.append((m, inputs, labels[pick], splits, key, cached))
+
+    to_train = sum(1 for *_, key, cached in jobs if key and cached is None)
+    budget = cfg.supervised_budget_seconds or None
+    for m, inputs, labels, splits, key, cached in jobs:
+        info: dict[str, Any] = {"train_samples": len(inputs)}
         started = time.perf_counter()
-        log.info("baselines for %s: linear probe on %d samples", m, len(pick))
-        probe = fit_linear_probe(binder.encode(inputs, m, batch_size=64, output_value="features"), labels[pick], seed)
+        log.info("baselines for %s: linear probe on %d samples", m, len(inputs))
+        probe = fit_linear_probe(binder.encode(inputs, m, batch_size=64, output_value="features"), labels, seed)
         info["probe_seconds"] = round(time.perf_counter() - started, 1)
-        for split, ms in present.items():
-            if m in ms and (split, m) in features:
+        for split in splits:
+            if (split, m) in features:
                 out["linear_probe"][split, m] = probe.predict(features[split, m])
 
         tower = binder.config.towers[m]
         if tower.freeze_encoder:
             info["supervised_skipped"] = "encoder frozen in the binder: the linear probe is its bound"
-        elif cfg.supervised_epochs == 0:  # an untrained classifier would score chance and cost a full pass
+        elif key is None:  # an untrained classifier would score chance and cost a full pass
             info["supervised_skipped"] = "[eval] supervised_epochs = 0: the linear probe is the bound"
+        elif cached is not None:
+            predictions, stored = cached
+            out["supervised"].update({(split, m): predictions[split] for split in splits})
+            info.update(stored, cached=True)
+            log.info("baselines for %s: supervised %s from the cache (%s)", m, tower.encoder, cache.root)
         else:
+            limit = cfg.supervised_max_seconds
+            if budget is not None:
+                limit = min(limit, max(0.0, budget) / to_train)
+            log.info("baselines for %s: supervised %s, %d epochs on %d samples, at most %.0f s",
+                     m, tower.encoder, cfg.supervised_epochs, len(inputs), limit)
             started = time.perf_counter()
-            epochs = cfg.supervised_epochs
             model, run = train_supervised_encoder(
-                binder, m, inputs, labels[pick], n_classes, epochs=epochs, batch_size=cfg.supervised_batch_size,
-                lr=cfg.supervised_lr, seed=seed, max_seconds=cfg.supervised_max_seconds)
-            info.update(run)
-            for split, ms in present.items():
-                if m in ms:
-                    out["supervised"][split, m] = predict(model, binder, m, list(data.splits[split][m].inputs))
-            info.update({"encoder": tower.encoder, "epochs": epochs,
-                         "parameters": int(sum(p.numel() for p in model.encoder.parameters())),
-                         # an encoder frozen by its own options (e.g. freeze=True) trains only the classifier
-                         "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-                         "supervised_seconds": round(time.perf_counter() - started, 1)})
+                binder, m, inputs, labels, n_classes, epochs=cfg.supervised_epochs,
+                batch_size=cfg.supervised_batch_size, lr=cfg.supervised_lr, seed=seed, max_seconds=limit)
+            predictions = {split: predict(model, binder, m, list(data.splits[split][m].inputs)) for split in splits}
+            out["supervised"].update({(split, m): predictions[split] for split in splits})
+            run.update({"encoder": tower.encoder, "epochs": cfg.supervised_epochs,
+                        "parameters": int(sum(p.numel() for p in model.encoder.parameters())),
+                        # an encoder frozen by its own options (e.g. freeze=True) trains only the classifier
+                        "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+                        "supervised_seconds": round(time.perf_counter() - started, 1)})
+            info.update(run, cached=False)
+            if budget is not None:
+                budget -= time.perf_counter() - started
+            to_train -= 1
+            if run["time_limited"]:
+                log.warning("baselines for %s: the time cap stopped the supervised encoder after %d steps (raise "
+                            "[eval] supervised_budget_seconds or --baseline-budget for a full one)", m, run["steps"])
+            cache.put(key, predictions, {**run, **caps})
         out["info"][m] = info
     return out

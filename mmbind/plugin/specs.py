@@ -26,7 +26,9 @@ class Modality:
     transforms take; it raises InputError naming the file and what was expected.
     transform(train=False, **options) returns a callable raw -> model input (a tensor, or a
     string for text). Options are the sizes a recipe may set (recorded in the checkpoint);
-    train=True adds the train-time augmentation.
+    train=True adds the train-time augmentation. A transform may also offer ``precompute(raw)``
+    (its deterministic part) and ``finish(x)`` (the rest) with transform(raw) ==
+    finish(precompute(raw)); the trainer then computes ``precompute`` once per sample.
     collate(list) batches transformed samples; None means torch.stack.
     extensions are the file suffixes ``mmbind embed DIR`` picks up for this modality.
     example_inputs() returns a few raw inputs that ``load`` accepts (files the plugin ships or

@@ -122,7 +122,7 @@ class _Resolver:
             towers[modality] = self.tower(table, modality, where, where, base)
         if anchor not in provided:
             raise self.fail("[anchor] modality", f"dataset {dataset!r} provides {', '.join(provided)}, not {anchor!r}")
-        common = {"name", "seed", "output_dir", "device", "base", "bind", "eval", "embed", "log"}
+        common = {"name", "seed", "output_dir", "device", "threads", "base", "bind", "eval", "embed", "log"}
         recipe = Recipe(**file.model_dump(include=common),
                         dataset=dataset, dataset_options=file.data.options, added=file.data.add, anchor=anchor,
                         towers=towers, pretrain=file.anchor.pretrain, source=self.source, raw=raw)

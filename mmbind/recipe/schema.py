@@ -85,6 +85,9 @@ class EvalConfig(ConfigModel):
     supervised_lr: float = Field(1e-3, gt=0, description="Learning rate of the supervised baselines.")
     baseline_max_train: int = Field(2000, ge=1, description="Training samples per baseline (class balanced).")
     supervised_max_seconds: float = Field(300.0, gt=0, description="Time cap of each supervised encoder's training.")
+    supervised_budget_seconds: float = Field(0.0, ge=0, description="Time cap of all supervised encoders' training "
+                                                                    "together (0: no total cap); "
+                                                                    "`mmbind eval --baseline-budget` overrides it.")
 
     @field_validator("templates")
     @classmethod
@@ -166,6 +169,9 @@ class _RecipeCommon(ConfigModel):
     device: Name = Field("auto", description="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps; "
                                              "--device overrides it; under torchrun each rank takes its local GPU "
                                              "when this is cuda.")
+    threads: int = Field(0, ge=0, description="CPU threads for compute and loading, shared by torch's intra-op "
+                                              "threads and the loader workers; 0: the cores free to the process "
+                                              "(mmbind.threads); --threads overrides it.")
     base: str = Field("", description="A binder folder to start from (an imported ImageBind, a trained binder); "
                                        "see docs/recipes.md, starting from a base binder.")
     bind: BindConfig = Field(default_factory=BindConfig, description="Binding (a table).")

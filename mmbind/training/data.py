@@ -86,6 +86,8 @@ class BindDataset(torch.utils.data.Dataset):
 
     Inputs of towers that are not augmented are transformed once and kept (up to
     ``cache_bytes`` per loading process): their transform gives the same tensor every epoch.
+    Of an augmented tower whose train transform has ``precompute``/``finish`` (docs/hooks.md),
+    the deterministic ``precompute`` output is kept the same way and ``finish`` runs per epoch.
     A batch is fetched with ``__getitems__``, which seeds torch, numpy and random from the
     batch's seed (and restores the caller's RNG state afterwards), so augmentation does not
     depend on which process loads the batch.
@@ -110,17 +112,24 @@ class BindDataset(torch.utils.data.Dataset):
         return sum(len(s) for s in self.samples.values())
 
     def _input(self, modality: str, index: int) -> Any:
+        transform = self.binder.transform(modality, train=self.augment[modality])
+        # What does not change between epochs is computed once: the whole transform without
+        # augmentation, the deterministic first part (``precompute``) of one that has it.
+        if not self.augment[modality]:
+            fixed, rest = transform, None
+        elif hasattr(transform, "precompute"):
+            fixed, rest = transform.precompute, transform.finish
+        else:
+            return transform(self.loaders[modality](self.samples[modality].inputs[index]))
         key = (modality, index)
-        if key in self._inputs:
-            return self._inputs[key]
-        raw = self.loaders[modality](self.samples[modality].inputs[index])
-        item = self.binder.transform(modality, train=self.augment[modality])(raw)
-        if not self.augment[modality]:  # deterministic: transform once, reuse every epoch
+        item = self._inputs.get(key)
+        if item is None:
+            item = fixed(self.loaders[modality](self.samples[modality].inputs[index]))
             size = _nbytes(item)
             if self._cached + size <= self.cache_bytes:
                 self._inputs[key] = item
                 self._cached += size
-        return item
+        return item if rest is None else rest(item)
 
     def __getitem__(self, item: PlanItem) -> LoadedItem:
         anchor_input = self._input(self.binder.anchor_modality, item.anchor) if self.with_anchor_input else None

@@ -11,8 +11,9 @@ and every batch's augmentation is seeded from the plan, so a run resumed from an
 checkpoint ends with the same weights as an uninterrupted one, with any number of workers.
 
 Speed: the frozen anchor's embeddings come from an AnchorCache (computed once, reused every
-epoch); data loads in persistent worker processes when ``[bind] num_workers`` > 0; the time the
-step waits for data is logged per epoch as ``data_wait_share``.
+epoch); data loads in persistent worker processes when ``[bind] num_workers`` > 0, which share
+the recipe's ``threads`` with torch's intra-op threads (mmbind.threads); the time the step waits
+for data is logged per epoch as ``data_wait_share``.
 
 Distributed: launched by torchrun (WORLD_SIZE > 1) the trainer joins the process group, each
 trainable tower (encoder + head) is wrapped in its own DistributedDataParallel, every rank takes
@@ -24,6 +25,7 @@ recipe's ``[log] trackers`` and any plugin's).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -34,6 +36,7 @@ from mmbind.errors import TrainingError
 from mmbind.plugin.specs import BindingData, ModalitySamples, SampleStream
 from mmbind.progress import bars_enabled
 from mmbind.recipe import Recipe
+from mmbind.threads import apply_threads
 from mmbind.tracking import emit, tracking
 from mmbind.training.bind import BindStage
 from mmbind.training.checkpoints import ResumeState, RunFolder
@@ -56,8 +59,13 @@ class Trainer:
         self.recipe = recipe
         self.run = RunFolder(run_dir or recipe.run_dir)
         self.device = dist.init_from_env(recipe.device)  # joins torchrun's process group, if any
+        threads = apply_threads(recipe.threads, recipe.bind.num_workers)
+        logger.info("%d intra-op thread(s) and %d loader worker(s)", threads, recipe.bind.num_workers)
         self.bars = dist.is_main() and (bars_enabled() if progress is None else progress)
+        started = time.perf_counter()
         self.data = data if data is not None else recipe.load_data()
+        # wall seconds of each stage this trainer ran: data (loading or building), pretrain, bind
+        self.timing: dict[str, float] = {"data_seconds": round(time.perf_counter() - started, 1)}
         self.train_split = training_split(self.data, recipe)
         self.metrics = MetricsLog(self.run.metrics_path)
         self.loop = EpochLoop(self.metrics, recipe.bind.num_workers, self.device, self.bars)
@@ -83,6 +91,7 @@ class Trainer:
         if resume and checkpoint is None:
             logger.warning("--resume: no checkpoint in %s; starting from scratch", self.run.checkpoint_dir)
         with self.metrics, tracking(self.recipe, self.run.path):
+            started = time.perf_counter()
             if checkpoint is None:
                 self.run.set_aside()
             emit("on_train_start", recipe=self.recipe, run_dir=self.run.path)
@@ -93,6 +102,8 @@ class Trainer:
                 apply_grad_checkpointing(binder, self.recipe)
                 self.metrics.truncate(state.global_step)
             dist.barrier()  # no rank reads the run folder while rank 0 is still clearing it
+            bind_started = time.perf_counter()
+            self.timing["pretrain_seconds"] = round(bind_started - started, 1)  # model set-up included
             try:
                 self.bind(binder, state)
             except TrainingError as error:
@@ -101,6 +112,7 @@ class Trainer:
                         "cause is fixed, e.g. a lower learning rate)" if last else "no checkpoint had been saved")
                 raise TrainingError(f"{error}; training stopped, {kept}") from None
         self.run.save_model(binder)
+        self.timing["bind_seconds"] = round(time.perf_counter() - bind_started, 1)
         dist.barrier()
         return binder
 

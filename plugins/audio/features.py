@@ -150,7 +150,14 @@ class AudioTransform:
         return torch.stack(specs)
 
     def __call__(self, raw: Any) -> torch.Tensor:
-        wave = self.waveform(raw)
+        return self.finish(self.waveform(raw))
+
+    def precompute(self, raw: Any) -> torch.Tensor:
+        """``waveform``: deterministic, computed once per sample by the trainer."""
+        return self.waveform(raw)
+
+    def finish(self, wave: torch.Tensor) -> torch.Tensor:
+        """Augment (train), log-mel clips, mask (train) from ``precompute``'s waveform."""
         if self.train:
             wave = augment_waveform(wave, self.sample_rate, self.gain_db, self.shift_seconds,
                                     self.noise_prob, self.snr_db, self.telephone_prob)

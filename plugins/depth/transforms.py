@@ -71,11 +71,18 @@ class DepthTransform:
         return self.baseline * self.fx / metres
 
     def __call__(self, depth: Any) -> torch.Tensor:
+        return self.finish(self.precompute(depth))
+
+    def precompute(self, depth: Any) -> torch.Tensor:
+        """Steps 1-3 (and the relief): deterministic, so the trainer computes them once per sample."""
         depth = load_depth(depth)
         disparity = np.clip(self.disparity(depth), 0.01, self.max_disparity) / self.max_disparity
         if self.detrend:
             disparity = relief(disparity, valid=depth.values > 0)  # 0 is no reading (depth or disparity)
-        pixels = torch.from_numpy(disparity.astype(np.float32))[None]
+        return torch.from_numpy(disparity.astype(np.float32))[None]
+
+    def finish(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Steps 4-5 on ``precompute``'s output: the random geometry in training."""
         pixels = self.augment(pixels) if self.augment is not None else resize_center_crop(pixels, self.size)
         if self.detrend:
             return pixels

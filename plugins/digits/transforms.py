@@ -30,9 +30,16 @@ class DigitsTransform:
                         if self.train else None)
 
     def __call__(self, scan: Any) -> torch.Tensor:
+        return self.finish(self.precompute(scan))
+
+    def precompute(self, scan: Any) -> torch.Tensor:
+        """The scan as a (1, H, W) tensor: deterministic, computed once per sample by the trainer."""
         if not (isinstance(scan, np.ndarray) and scan.dtype == np.float32 and scan.ndim == 2):
             scan = load_digit(scan)
-        pixels = torch.from_numpy(np.ascontiguousarray(scan))[None]
+        return torch.from_numpy(np.ascontiguousarray(scan))[None]
+
+    def finish(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Resize (train: the random geometry) and normalise ``precompute``'s output."""
         if self.augment is not None:
             pixels = self.augment(pixels)
         else:

@@ -95,12 +95,21 @@ class ImageTransform:
         self.augment = SpatialAugment(self.size, crop_scale, degrees, translate) if self.train else None
 
     def __call__(self, image: Any) -> torch.Tensor:
+        return self.finish(self.precompute(image))
+
+    def precompute(self, image: Any) -> torch.Tensor:
+        """The image as a uint8 (3, H, W) tensor (with the Pillow backend at eval: already resized
+        and cropped): deterministic, computed once per sample by the trainer."""
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
             image = load_rgb(image)  # raw paths/arrays work too, not only load()'s output
+        if self.pil and self.augment is None:
+            image = pil_resize_center_crop(image, self.size)
+        return _chw(image)
+
+    def finish(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Resize and crop (train: the random geometry) and normalise ``precompute``'s output."""
         if self.augment is not None:
-            pixels = self.augment(_chw(image))
-        elif self.pil:
-            pixels = _chw(pil_resize_center_crop(image, self.size))
-        else:
-            pixels = resize_center_crop(_chw(image), self.size)
+            pixels = self.augment(pixels)
+        elif not self.pil:
+            pixels = resize_center_crop(pixels, self.size)
         return (pixels.float() / 255.0 - self.mean) / self.std

@@ -64,7 +64,14 @@ class ImuTransform:
         self.jitter = float(jitter)
 
     def __call__(self, raw: Any) -> torch.Tensor:
-        x = torch.from_numpy(load_imu(raw).copy())
+        return self.finish(self.precompute(raw))
+
+    def precompute(self, raw: Any) -> torch.Tensor:
+        """The recording as a checked (6, T) tensor: deterministic, computed once per sample by the trainer."""
+        return torch.from_numpy(load_imu(raw).copy())
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """Augment (train), resize, jitter (train) and normalise ``precompute``'s output."""
         if self.train:
             x = rotate(x, random_rotation(self.rotate_degrees))
             x = scale_sensors(x, self.scale)

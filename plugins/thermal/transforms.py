@@ -22,8 +22,15 @@ class ThermalTransform:
         self.augment = SpatialAugment(self.size, crop_scale, degrees, translate) if self.train else None
 
     def __call__(self, frame: Any) -> torch.Tensor:
+        return self.finish(self.precompute(frame))
+
+    def precompute(self, frame: Any) -> torch.Tensor:
+        """The frame as a (1, H, W) tensor: deterministic, computed once per sample by the trainer."""
         if not (isinstance(frame, np.ndarray) and frame.dtype == np.float32 and frame.ndim == 2):
             frame = load_thermal(frame)
-        pixels = torch.from_numpy(np.ascontiguousarray(frame))[None]
+        return torch.from_numpy(np.ascontiguousarray(frame))[None]
+
+    def finish(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Resize and crop (train: the random geometry) ``precompute``'s output."""
         pixels = self.augment(pixels) if self.augment is not None else resize_center_crop(pixels, self.size)
         return pixels.clamp(0.0, 1.0)  # bicubic overshoot is not a temperature
