@@ -40,22 +40,6 @@ THRESHOLDS = {"zero_shot": 0.95, "emergent_ratio": 0.90, "real_english": 0.95, "
 
 
 # --- collecting numbers -------------------------------------------------------------------------
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` pairs (dotted keys, TOML values; a bare word is a string)."""
-    import tomllib
-
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. bind.epochs=2")
-        try:
-            parsed[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed[key] = value
-    return parsed
-
-
 def run_seed(recipe_path: Path, seed: int, overrides: dict[str, Any], output_root: Path,
              eval_only: bool = False) -> dict:
     """Every stage of the recipe from scratch with this seed (``eval_only``: train and evaluate,
@@ -401,7 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real-split", default="real", help="the split of the real recordings")
     args = parser.parse_args(argv)
 
-    overrides = parse_overrides(args.overrides)
+    from mmbind.recipe import parse_assignments
+
+    overrides = parse_assignments(args.overrides, "--set")
     groups: dict[str, tuple[str | None, list[dict]]] = {}
     if args.from_runs:
         for run in load_runs(args.from_runs):
