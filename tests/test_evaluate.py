@@ -31,6 +31,31 @@ def test_recall_at_k_counts_key_matches_in_both_directions():
     assert relevant("1", "1/blue") and relevant("1/blue/x", "1/blue") and not relevant("1", "10/blue")
 
 
+def test_linear_probe_chooses_its_regularisation_on_held_out_samples():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mmbind.evaluation.baselines import fit_linear_probe
+
+    # a weak signal spread over 50 of 100 dimensions, 150 samples: C = 1 fits the noise
+    rng = np.random.default_rng(0)
+
+    def world(n):
+        labels = rng.integers(0, 2, n)
+        x = rng.normal(size=(n, 100))
+        x[:, :50] += 0.1 * (2 * labels - 1)[:, None]
+        return x, labels
+
+    x, y = world(150)
+    test_x, test_y = world(2000)
+    probe = fit_linear_probe(x, y)
+    assert probe.chosen_C < 1.0 and probe[-1].C == probe.chosen_C
+    plain = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, y)
+    assert probe.score(test_x, test_y) > plain.score(test_x, test_y) + 0.02
+    assert fit_linear_probe(x[:18], y[:18]).chosen_C == 1.0  # under 10 of a class: nothing held out
+
+
 def test_relevant_counts_match_brute_force():
     rng = np.random.default_rng(0)
     parts = ["1", "2", "12", "1/red", "1/red/a", "2/blue", "12/red"]
