@@ -264,7 +264,7 @@ class Binder(nn.Module):
             config["base"] = self.base_reference
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         if self.base is None:
-            save_model(self, str(directory / WEIGHTS_NAME))
+            save_model(self, str(directory / WEIGHTS_NAME), force_contiguous=True)  # e.g. channels-last convs
         else:
             save_file(derived.differing(self.state_dict(), self.base), str(directory / WEIGHTS_NAME),
                       metadata={"format": "pt"})

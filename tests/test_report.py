@@ -117,3 +117,16 @@ def test_report_with_umap(run_dir, tmp_path):
     report = write_report(run_dir, output=tmp_path / "umap-report")
     _check_figures(report.parent)
     assert "UMAP with the cosine metric" in report.read_text()
+
+
+def test_cosine_knn_matches_scikit_learns_exact_neighbours():
+    from sklearn.neighbors import NearestNeighbors
+
+    from mmbind.evaluation.report import cosine_knn
+
+    vectors = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    index, distance, _ = cosine_knn(vectors, 15)
+    expected_distance, expected_index = NearestNeighbors(n_neighbors=15, metric="cosine").fit(vectors).kneighbors(vectors)
+    assert (index[:, 0] == np.arange(300)).all() and (distance[:, 0] == 0).all()
+    assert (index == expected_index).all()
+    np.testing.assert_allclose(distance[:, 1:], expected_distance[:, 1:], atol=1e-5)

@@ -8,11 +8,11 @@ from mmbind import threads
 
 @pytest.fixture
 def machine(monkeypatch):
-    """A fake machine: set its usable cores, total cores and load average."""
+    """A fake machine: set its usable cores, total cores and busy cores (the load)."""
     def set_machine(usable: int, cpus: int, load: float, omp: str | None = None):
         monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(usable)))
         monkeypatch.setattr(threads.os, "cpu_count", lambda: cpus)
-        monkeypatch.setattr(threads.os, "getloadavg", lambda: (load, load, load))
+        monkeypatch.setattr(threads, "busy_cores", lambda: load)
         monkeypatch.setattr(threads, "CGROUP_CPU_MAX", threads.Path("/nonexistent/cpu.max"))
         if omp is None:
             monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -47,11 +47,31 @@ def test_explicit_settings_win_over_the_default(machine, monkeypatch):
         threads.resolve_threads(-1)
 
 
-def test_loader_workers_take_their_share_of_the_threads(machine):
+def test_busy_cores_reads_the_machines_busy_share_from_proc_stat(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal: 300 of 400 jiffies busy over the window
+    stat.write_text("cpu  1000 0 0 5000 0 0 0 0 0 0\ncpu0 ...\n")
+    monkeypatch.setattr(threads, "PROC_STAT", stat)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: stat.write_text("cpu  1250 0 50 5080 20 0 0 0 0 0\n"))
+    assert threads.busy_cores() == pytest.approx(3.0)
+    monkeypatch.setattr(threads, "PROC_STAT", tmp_path / "missing")  # not Linux: the load average decides
+    assert threads.busy_cores() is None
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(4)))
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (2.2, 2.0, 1.0))
+    threads.free_cores.cache_clear()
+    try:
+        assert threads.free_cores() == 2
+    finally:
+        threads.free_cores.cache_clear()
+
+
+def test_apply_threads_sets_torchs_intra_op_threads(machine):
     before = torch.get_num_threads()
     try:
-        assert threads.apply_threads(3, num_workers=1) == 2 and torch.get_num_threads() == 2
-        assert threads.apply_threads(1, num_workers=1) == 1  # never fewer than one
+        machine(usable=4, cpus=4, load=1.2)
+        assert threads.apply_threads(3) == 3 and torch.get_num_threads() == 3
+        assert threads.apply_threads(0) == 3 and torch.get_num_threads() == 3  # the free cores
     finally:
         torch.set_num_threads(before)
 

@@ -28,7 +28,7 @@ _device = device_option(None, "Where training runs (default: the recipe's device
 _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Override a recipe field, e.g. --set bind.epochs=2 (repeatable).")
 _threads = click.option("--threads", type=click.IntRange(min=0), default=None,
-                        help="CPU threads for compute and loading (the recipe's threads; 0: the cores "
+                        help="torch's intra-op CPU threads (the recipe's threads; 0: the cores "
                              "free to this process, see docs/performance.md).")
 
 

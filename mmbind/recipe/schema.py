@@ -169,9 +169,9 @@ class _RecipeCommon(ConfigModel):
     device: Name = Field("auto", description="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps; "
                                              "--device overrides it; under torchrun each rank takes its local GPU "
                                              "when this is cuda.")
-    threads: int = Field(0, ge=0, description="CPU threads for compute and loading, shared by torch's intra-op "
-                                              "threads and the loader workers; 0: the cores free to the process "
-                                              "(mmbind.threads); --threads overrides it.")
+    threads: int = Field(0, ge=0, description="torch's intra-op CPU threads (each loader worker runs one more "
+                                              "beside them); 0: the cores free to the process (mmbind.threads); "
+                                              "--threads overrides it.")
     base: str = Field("", description="A binder folder to start from (an imported ImageBind, a trained binder); "
                                        "see docs/recipes.md, starting from a base binder.")
     bind: BindConfig = Field(default_factory=BindConfig, description="Binding (a table).")

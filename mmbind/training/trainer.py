@@ -59,7 +59,7 @@ class Trainer:
         self.recipe = recipe
         self.run = RunFolder(run_dir or recipe.run_dir)
         self.device = dist.init_from_env(recipe.device)  # joins torchrun's process group, if any
-        threads = apply_threads(recipe.threads, recipe.bind.num_workers)
+        threads = apply_threads(recipe.threads)
         logger.info("%d intra-op thread(s) and %d loader worker(s)", threads, recipe.bind.num_workers)
         self.bars = dist.is_main() and (bars_enabled() if progress is None else progress)
         started = time.perf_counter()
