@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where the experiments behind a dataset's missed targets are written up (by hand, with their numbers).
+MISSED_TARGETS_NOTES = {"digits-world": "The experiments tried for the missed targets, with their numbers and the "
+                                        "measured reasons: [digits-world.md](digits-world.md#missed-quality-targets)."}
 THRESHOLDS = {"zero_shot": 0.95, "emergent_ratio": 0.90, "real_english": 0.95, "real_all": 0.80,
               "zero_shot_of_bound": 0.90, "seconds_per_seed": 900.0}
 
@@ -236,6 +239,8 @@ def render_section(runs: list[dict], targets: list[dict], context: dict[str, Any
     out += _table(["target", "threshold", "mean over seeds", "per seed", "seeds passing", "result"], rows)
     passed = sum(t["status"] == "PASS" for t in targets)
     out += ["", f"{passed} of {len(targets)} targets met (on the mean over seeds)."]
+    if passed < len(targets) and first.get("dataset") in MISSED_TARGETS_NOTES:
+        out += ["", MISSED_TARGETS_NOTES[first["dataset"]]]
 
     out += ["", "### Per modality", "",
             "Zero-shot through averaged text prompts; R@1 to the anchor; the supervised bound is the better of "
