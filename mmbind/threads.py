@@ -14,8 +14,8 @@ it by hand (the latter two win).
 ``threads`` are the training process's intra-op threads; each loader worker process runs one
 more (DataLoader's default for workers) beside them. Workers are not subtracted: once the
 deterministic preprocessing is cached (a transform's ``precompute``) a worker is busy well under
-half the time, and on an idle 2-core machine the digits recipe's binding step took 0.95-1.07 s
-with 2 intra-op threads + 1 worker against 1.2 s with 1 + 1.
+half the time, and on an idle 2-core machine the digits recipe's binding took 396 s with 2
+intra-op threads + 1 worker against 427 s with 1 + 1 (benchmarks/main_job.py).
 """
 from __future__ import annotations
 
