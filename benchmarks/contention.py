@@ -18,7 +18,6 @@ load average. The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile

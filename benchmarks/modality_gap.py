@@ -36,16 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 MEAN_SAMPLES = 2000  # training samples per modality for its centre
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def measure(binder, data, recipe, anchor_cache: dict[str, Any]) -> dict[str, Any]:
     """The gap, zero-shot and R@1 of every evaluated modality, raw and centred (module docstring)."""
     from mmbind.evaluation.gap import modality_gap
     from mmbind.evaluation.metrics import retrieval_metrics
     from mmbind.evaluation.sampling import balanced_sample
     from mmbind.evaluation.zero_shot import class_embeddings, prompt_modality, zero_shot_predict
+    from mmbind.search.topk import normalize_rows as unit
 
     split, train = data.splits[recipe.eval.split], data.splits["train"]
     anchor = binder.anchor_modality

@@ -15,7 +15,8 @@ it by hand (the latter two win).
 more (DataLoader's default for workers) beside them. Workers are not subtracted: once the
 deterministic preprocessing is cached (a transform's ``precompute``) a worker is busy well under
 half the time, and on an idle 2-core machine the digits recipe's binding took 396 s with 2
-intra-op threads + 1 worker against 427 s with 1 + 1 (benchmarks/main_job.py).
+intra-op threads + 1 worker against 427 s with 1 + 1 (benchmarks/main_job.py, two runs on
+2026-12-04).
 """
 from __future__ import annotations
 

@@ -58,6 +58,7 @@ def test_busy_cores_reads_the_machines_busy_share_from_proc_stat(tmp_path, monke
     monkeypatch.setattr(threads, "PROC_STAT", tmp_path / "missing")  # not Linux: the load average decides
     assert threads.busy_cores() is None
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(4)))
+    monkeypatch.setattr(threads, "CGROUP_CPU_MAX", tmp_path / "no-cpu.max")  # no quota caps the 4 cores
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (2.2, 2.0, 1.0))
     threads.free_cores.cache_clear()
     try:

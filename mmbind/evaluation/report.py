@@ -22,6 +22,7 @@ import numpy as np
 from mmbind.evaluation.results import modality_label, percent, r1_matrix
 from mmbind.evaluation.run import SAMPLE_NAME
 from mmbind.evaluation.sampling import balanced_sample
+from mmbind.search.topk import normalize_rows
 
 REPORT_DIR = "report"
 FIGURES = {"loss": "loss.png", "space": "joint_space.png", "retrieval": "retrieval_r1.png",
@@ -134,7 +135,7 @@ def cosine_knn(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, Non
     """Exact k nearest neighbours by cosine distance, each point first (UMAP's precomputed_knn).
     What UMAP computes itself for a few thousand points, without the ~10 s of numba compilation
     its own nearest-neighbour code costs in every new process."""
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit = normalize_rows(vectors, "embeddings")
     distance = np.maximum(1.0 - unit @ unit.T, 0.0)
     np.fill_diagonal(distance, -1.0)  # itself first, whatever the ties
     index = np.argsort(distance, axis=1, kind="stable")[:, :k]
