@@ -17,16 +17,16 @@ _MIN_CHUNK_ROWS = 256  # fewer rows per matrix product waste the BLAS call's fix
 # arrays (measured by benchmarks/search_speed.py); kept inside the budget too.
 _LIBRARY_RESERVE = 16 * 2**20
 _MAX_BLOCK_BYTES = 64 * 2**20  # vectors per block: larger blocks fall out of the CPU caches, no faster
-_SCORE_BYTES_PER_ROW = 12  # a float32 score and an int64 argpartition index, per query
+_SCORE_BYTES_PER_ROW = 12  # per query: a float32 score, and a comparison flag or (a dense merge) an int64 index
 _TOPK_STATE_COPIES = 4  # the top-k state (float32 score + int64 row) lives in a few copies while merging
 
 
 def plan_chunks(memory_budget: int, dim: int, n_queries: int, top_k: int, buffers: int = 1) -> tuple[int, int]:
     """(rows per chunk, queries per pass) so one pass's working set fits ``memory_budget``.
 
-    Per chunk row: the vector in each of ``buffers`` buffers (4*dim bytes each; 2 when the next
-    block is read while this one is multiplied, ``iter_vectors``' prefetch), its score for each
-    query (4) and the argpartition index (8). Fixed per pass: the queries and the top-k state (a few copies while merging).
+    Per chunk row: the vector in each of ``buffers`` blocks (4*dim bytes each; 2 when the next
+    block is read ahead while this one is multiplied), its score for each query (4) and the
+    comparison flag or, when a block is merged densely, the argpartition index (8). Fixed per pass: the queries and the top-k state (a few copies while merging).
     When the budget is tight the queries are split into passes (each pass streams the file).
     """
     queries = max(1, n_queries)

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 _SPARSE_MERGE_SHARE = 16  # merge a block's hits one by one when at most 1/16 of its scores beat the k-th best
+_SEED_COLUMNS = 1024  # columns of the first block that fill the top-k state before the sparse merge
 
 
 def as_float32(x: Any) -> np.ndarray:
@@ -41,22 +42,40 @@ class TopK:
         self.k = k
         self.scores = np.full((n_queries, 0), -np.inf, dtype=np.float32)
         self.rows = np.full((n_queries, 0), -1, dtype=np.int64)
+        self._mask = np.empty(0, dtype=bool)
 
     def push(self, scores: np.ndarray, first_row: int) -> None:
         """Merge a (Q, m) block of scores whose columns are rows first_row .. first_row+m-1."""
         m = scores.shape[1]
+        if self.scores.shape[1] < self.k and m > _SEED_COLUMNS:
+            # Fill the state from the block's first columns alone (partitioning the whole block
+            # costs more than the rest of the search's merging), then merge the rest in pieces
+            # of doubling width: against the k-th best of the s columns before it, about k of
+            # each query's next s columns pass (one piece would let ~k/1024 of the rest through).
+            self.push(scores[:, :_SEED_COLUMNS], first_row)
+            start = _SEED_COLUMNS
+            while start < m:
+                self.push(scores[:, start:2 * start], first_row + start)
+                start *= 2
+            return
         if self.scores.shape[1] == self.k and m > 0:
             # Once every query holds k results, few rows of a block beat the k-th best: find
             # them with one comparison pass (much cheaper than partitioning the whole block).
             threshold = self.scores.min(axis=1)
-            mask = scores > threshold[:, None]
-            hits = int(np.count_nonzero(mask))
-            if hits <= scores.size // _SPARSE_MERGE_SHARE:
-                if hits:
-                    flat = np.flatnonzero(mask)  # 1-D nonzero: far faster than the 2-D form
+            if self._mask.size < scores.size:
+                self._mask = np.empty(scores.size, dtype=bool)
+            # the comparison writes into a reused buffer: a fresh one per block costs its page faults
+            mask = np.greater(scores, threshold[:, None], out=self._mask[:scores.size].reshape(scores.shape))
+            flat = np.flatnonzero(mask)  # 1-D nonzero: far faster than 2-D
+            if len(flat) <= scores.size // _SPARSE_MERGE_SHARE:
+                if len(flat):
                     query, column = np.divmod(flat, m)
-                    self._merge_sparse(query, scores.ravel()[flat], column + first_row)
+                    self._merge_sparse(query, scores[query, column], column + first_row)
                 return
+        self._merge_dense(scores, first_row)
+
+    def _merge_dense(self, scores: np.ndarray, first_row: int) -> None:
+        m = scores.shape[1]
         if m > self.k:
             # partial sort: the k largest of each query's row, in no particular order
             part = np.argpartition(scores, m - self.k, axis=1)[:, m - self.k:]
@@ -74,17 +93,20 @@ class TopK:
         self.scores, self.rows = all_scores, all_rows
 
     def _merge_sparse(self, query: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> None:
-        n_queries, k = self.scores.shape
-        all_q = np.concatenate([np.repeat(np.arange(n_queries), k), query])
-        all_s = np.concatenate([self.scores.ravel(), scores])
-        all_r = np.concatenate([self.rows.ravel(), rows])
+        """Merge hits given as (query, score, row): only the queries with hits are re-ranked."""
+        k = self.k
+        hit = np.flatnonzero(np.bincount(query, minlength=len(self.scores)))
+        slot = np.searchsorted(hit, query)  # each hit's query among the queries with hits
+        all_q = np.concatenate([np.repeat(np.arange(len(hit)), k), slot])
+        all_s = np.concatenate([self.scores[hit].ravel(), scores])
+        all_r = np.concatenate([self.rows[hit].ravel(), rows])
         order = np.lexsort((all_r, -all_s, all_q))  # by query, then best score, then row
-        counts = np.bincount(all_q, minlength=n_queries)
+        counts = np.bincount(all_q, minlength=len(hit))
         starts = np.cumsum(counts) - counts
         rank = np.arange(len(order)) - starts[all_q[order]]
         keep = order[rank < k]  # every query has at least k entries, so exactly k survive each
-        self.scores = all_s[keep].reshape(n_queries, k)
-        self.rows = all_r[keep].reshape(n_queries, k)
+        self.scores[hit] = all_s[keep].reshape(len(hit), k)
+        self.rows[hit] = all_r[keep].reshape(len(hit), k)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (Q, k), best first; equal scores by ascending row."""

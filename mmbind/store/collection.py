@@ -15,6 +15,7 @@ import numpy as np
 from mmbind.hashing import HASH_LENGTH
 from mmbind.store.codec import SCAN_ROWS, StringColumn
 from mmbind.store.errors import StoreError
+from mmbind.store.mapped import chunk_spans, iter_mapped
 from mmbind.store.schema import STRING_COLUMNS, CollectionInfo, collection_info, committed_count
 
 
@@ -133,13 +134,25 @@ class Collection:
         """Rows per HDF5 chunk of the vectors: reads aligned to it copy whole chunks."""
         return int(self.embeddings.chunks[0])
 
-    def iter_vectors(self, chunk_rows: int, start: int, stop: int, prefetch: bool = False
+    def iter_vectors(self, chunk_rows: int, start: int, stop: int, prefetch: bool = False, mapped: bool = True
                      ) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first_row, block)`` over rows [start, stop), ``block`` a view of a reused buffer,
-        valid until the next step. With ``prefetch`` (and more than one block) a reader thread
-        fills a second buffer with the next block while the caller works on this one (numpy's
-        matrix products release the GIL), so reading the file overlaps the search's arithmetic;
-        memory is then two blocks."""
+        """``(first_row, block)`` over rows [start, stop), blocks of at most ``chunk_rows`` rows,
+        each valid until the next step. ``mapped`` (where the layout allows, mmbind.store.mapped):
+        read-only views of the file mapped into memory, no copy. Otherwise a reused buffer the
+        chunks are copied into; with ``prefetch`` (and more than one block) a reader thread fills
+        a second buffer with the next block while the caller works on this one (numpy's matrix
+        products release the GIL); memory is then two blocks."""
+        spans = chunk_spans(self.embeddings, start, stop, chunk_rows) if mapped and stop > start else None
+        if spans is not None:
+            blocks = iter_mapped(self.embeddings, spans)
+            try:
+                first_block = next(blocks)
+            except OSError:  # a file system that cannot map files: copy instead
+                pass
+            else:
+                yield first_block
+                yield from blocks
+                return
         emb = self.embeddings
         file_rows = self.read_chunk_rows
         # Whole HDF5 chunks copied straight into the buffer skip HDF5's selection machinery

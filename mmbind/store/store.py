@@ -278,13 +278,15 @@ class EmbeddingStore:
         part = self._collection(collection)
         return part.vectors(part.rows(rows))
 
-    def iter_vectors(self, collection: str, chunk_rows: int, start: int = 0,
-                     stop: int | None = None, prefetch: bool = False) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(first_row, block)`` over committed rows; ``block`` is a view of one reused
-        buffer (valid until the next step), so memory stays at chunk_rows x D floats (twice that
-        with ``prefetch``: the next block is read in a thread while the caller uses this one)."""
+    def iter_vectors(self, collection: str, chunk_rows: int, start: int = 0, stop: int | None = None,
+                     prefetch: bool = False, mapped: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_row, block)`` over committed rows, blocks of at most ``chunk_rows`` rows,
+        each valid until the next step, so memory stays at two blocks however large the
+        collection. Blocks are read-only views of the file mapped into memory (no copy) where the
+        layout allows; otherwise (or ``mapped=False``) chunks are copied into one reused buffer,
+        and with ``prefetch`` the next block is read in a thread while the caller uses this one."""
         part = self._collection(collection)
-        return part.iter_vectors(chunk_rows, start, part.count() if stop is None else stop, prefetch)
+        return part.iter_vectors(chunk_rows, start, part.count() if stop is None else stop, prefetch, mapped)
 
     def entries(self, collection: str, rows: Any) -> list[dict[str, Any]]:
         """The stored columns of the given rows: corpus_id, id, label, path, meta, content_hash."""
