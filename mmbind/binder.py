@@ -83,6 +83,10 @@ class Binder(nn.Module):
                 torch.tensor(math.log(1.0 / tower.temperature)),
                 requires_grad=tower.learn_temperature and modality != anchor)
             apply_tuning(self.encoders[modality], tower, modality)
+        # the shared projection starts as the identity: at step 0 the space is the anchor's own
+        self.projection = nn.Linear(self.dim, self.dim, bias=False) if config.shared_projection else None
+        if self.projection is not None:
+            nn.init.eye_(self.projection.weight)
         self.from_base = derived.load_base(self, self.base, from_base) if from_base else set()
         self.anchor_frozen = False
         self._transforms: dict[tuple[str, bool], Any] = {}
@@ -128,14 +132,23 @@ class Binder(nn.Module):
                 p.clamp_(0.0, MAX_LOGIT_SCALE)
 
     # --- embedding -------------------------------------------------------------------------
-    def forward(self, batch: Any, modality: str, normalize: bool = True) -> torch.Tensor:
-        """A collated batch -> its embeddings: encoder, head, then l2-normalise."""
-        return self.embed_features(self.encoders[modality](batch), modality, normalize)
+    def forward(self, batch: Any, modality: str, normalize: bool = True, project: bool = True) -> torch.Tensor:
+        """A collated batch -> its embeddings: encoder, head, the shared projection, then l2-normalise."""
+        return self.embed_features(self.encoders[modality](batch), modality, normalize, project)
 
-    def embed_features(self, features: torch.Tensor, modality: str, normalize: bool = True) -> torch.Tensor:
-        """Encoder features -> embeddings (the head, then l2-normalise)."""
+    def embed_features(self, features: torch.Tensor, modality: str, normalize: bool = True,
+                       project: bool = True) -> torch.Tensor:
+        """Encoder features -> embeddings: the head, then (a binder with one, unless ``project``
+        is False) the shared projection of the unit vector, then l2-normalise."""
         embeddings = self.heads[modality](features)
+        if project and self.projection is not None:
+            embeddings = self.projection(F.normalize(embeddings, dim=-1))
         return F.normalize(embeddings, dim=-1) if normalize else embeddings
+
+    def project(self, units: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings of the towers (``project=False``) -> the binder's space: through the
+        shared projection and l2-normalised again; unchanged without a shared projection."""
+        return units if self.projection is None else F.normalize(self.projection(units), dim=-1)
 
     def transform(self, modality: str, train: bool = False) -> Callable[[Any], Any]:
         """The modality's transform with the sizes this binder was trained with."""
@@ -171,6 +184,7 @@ class Binder(nn.Module):
         precision: str = "fp32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
+        project: bool = True,
     ) -> Any:
         """Embed raw inputs or file paths of one modality (sentence-transformers' ``encode``).
 
@@ -180,6 +194,8 @@ class Binder(nn.Module):
         "mps" or None (where the binder is; otherwise the binder moves there). ``precision``:
         fp32, bf16 or fp16 (autocast); results are float32 either way. Returns numpy arrays, or
         tensors on the CPU with ``convert_to_tensor=True`` (or ``convert_to_numpy=False``).
+        ``project=False`` leaves out a shared projection (the tower's own unit embeddings: what
+        the anchor cache keeps, since the projection changes while binding).
         """
         from mmbind.devices import autocast, resolve_device
 
@@ -203,7 +219,8 @@ class Binder(nn.Module):
             chunk = inputs[start:start + batch_size]
             with autocast(device, precision):
                 features = self.encoders[modality](to_device(self.prepare(chunk, modality), device))
-                embedding = self.embed_features(features, modality, normalize) if "embedding" in outputs else None
+                embedding = (self.embed_features(features, modality, normalize, project) if "embedding" in outputs
+                             else None)
             _check_finite(embedding if embedding is not None else features, chunk, modality)
             if "features" in outputs:
                 outputs["features"].append(features.float().cpu())
@@ -232,15 +249,20 @@ class Binder(nn.Module):
                          prompt_modality=prompt_modality, batch_size=batch_size)
 
     # --- identity and persistence ------------------------------------------------------------
-    def fingerprint(self, modality: str | None = None) -> str:
-        """A hash of the configuration and weights (of one tower when ``modality`` is given)."""
+    def fingerprint(self, modality: str | None = None, project: bool = True) -> str:
+        """A hash of the configuration and weights (of one tower when ``modality`` is given,
+        with the shared projection its embeddings pass through unless ``project`` is False)."""
         digest = hashlib.sha256()
         config = self.config.to_dict()
         config.pop("mmbind_version")
+        prefixes: tuple[str, ...] | None = None
         if modality is not None:
-            config = {"tower": config["towers"][modality]}
+            prefixes = (f"encoders.{modality}.", f"heads.{modality}.")
+            if project and self.projection is not None:
+                config, prefixes = {"tower": config["towers"][modality], "shared_projection": True}, (*prefixes, "projection.")
+            else:
+                config = {"tower": config["towers"][modality]}
         digest.update(json.dumps(config, sort_keys=True).encode())
-        prefixes = None if modality is None else (f"encoders.{modality}.", f"heads.{modality}.")
         for name, tensor in sorted(self.state_dict().items()):
             if prefixes is None or name.startswith(prefixes):
                 digest.update(name.encode())

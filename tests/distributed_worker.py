@@ -17,11 +17,12 @@ import toy_plugin  # noqa: E402
 from mmbind import distributed as dist  # noqa: E402
 from mmbind.plugin import manager as plugins  # noqa: E402
 
-CONFIGS = [  # (name, loss, loss_options, accumulation_steps, head)
-    ("infonce", "infonce", {}, 1, "mlp"),
-    ("infonce-gradcache", "infonce", {}, 2, "mlp"),
-    ("infonce-label-positives", "infonce", {"positives": "label"}, 1, "mlp"),
-    ("siglip", "siglip", {}, 1, "linear"),
+CONFIGS = [  # (name, loss, loss_options, accumulation_steps, head, shared_projection)
+    ("infonce", "infonce", {}, 1, "mlp", False),
+    ("infonce-gradcache", "infonce", {}, 2, "mlp", False),
+    ("infonce-label-positives", "infonce", {"positives": "label"}, 1, "mlp", False),
+    ("siglip", "siglip", {}, 1, "linear", False),
+    ("infonce-shared-projection", "infonce", {}, 2, "mlp", True),
 ]
 
 
@@ -53,7 +54,7 @@ def grads(stage) -> dict[str, torch.Tensor]:
 
 
 def one_step(out: Path, global_batch: int, loss: str, loss_options: dict, accumulation: int,
-             head: str) -> dict[str, torch.Tensor]:
+             head: str, shared_projection: bool) -> dict[str, torch.Tensor]:
     from mmbind.recipe import parse_recipe
 
     text = toy_plugin.RECIPE.format(run_dir=out / "run", epochs=1)
@@ -61,7 +62,8 @@ def one_step(out: Path, global_batch: int, loss: str, loss_options: dict, accumu
     data["anchor"].pop("pretrain")
     data["modalities"]["toy-b"].update(head=head, augment=False)
     data["bind"].update(batch_size=global_batch // dist.env_world_size(), loss=loss,
-                        loss_options=loss_options, accumulation_steps=accumulation)
+                        loss_options=loss_options, accumulation_steps=accumulation,
+                        shared_projection=shared_projection)
     stage = ready_stage(parse_recipe(data, "toy.toml"), dropout=False)
     losses = stage.forward_backward(first_batch(stage))
     return {"loss": dist.all_mean(losses["toy-b"]).reshape(1)} | {f"grad/{k}": v for k, v in grads(stage).items()}
@@ -71,8 +73,8 @@ def main() -> None:
     out, global_batch = Path(sys.argv[1]), int(sys.argv[2])
     plugins.pm.register(toy_plugin, name="toy")
     plugins.reset()
-    for name, loss, loss_options, accumulation, head in CONFIGS:
-        result = one_step(out, global_batch, loss, loss_options, accumulation, head)
+    for name, loss, loss_options, accumulation, head, shared_projection in CONFIGS:
+        result = one_step(out, global_batch, loss, loss_options, accumulation, head, shared_projection)
         if dist.is_main():
             save_file(result, str(out / f"{name}-world{dist.world_size()}.safetensors"))
     dist.barrier()  # leave together: a rank exiting early closes the others' connections

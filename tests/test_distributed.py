@@ -43,7 +43,7 @@ def test_two_processes_give_the_gradients_of_one_process_on_the_global_batch(tmp
     assert single.returncode == 0, single.stderr[-3000:]
     torchrun(worker, str(tmp_path), "64")
     reference = load_file(tmp_path / "infonce-world1.safetensors")
-    for name in ("infonce", "infonce-gradcache", "infonce-label-positives", "siglip"):
+    for name in ("infonce", "infonce-gradcache", "infonce-label-positives", "siglip", "infonce-shared-projection"):
         one = load_file(tmp_path / f"{name}-world1.safetensors")
         two = load_file(tmp_path / f"{name}-world2.safetensors")
         assert one.keys() == two.keys() and "grad/log_scales.toy-b" in one
@@ -52,6 +52,8 @@ def test_two_processes_give_the_gradients_of_one_process_on_the_global_batch(tmp
         torch.testing.assert_close(two["loss"], one["loss"], rtol=1e-5, atol=1e-6)
         for key in one:
             torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-6, msg=f"{name}: {key}")
+        # the shared projection lives outside the DDP towers: its gradient is averaged by hand
+        assert ("grad/projection.weight" in one) == (name == "infonce-shared-projection")
         if name == "infonce-gradcache":  # K=2 micro-batches on each of 2 ranks == the plain step
             for key in reference:
                 torch.testing.assert_close(two[key], reference[key], rtol=1e-4, atol=1e-6, msg=key)

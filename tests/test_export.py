@@ -109,6 +109,21 @@ def test_onnx_equals_mmbind(encoder, folders, tmp_path):
     assert_onnx_equals_mmbind(binder, modality, tmp_path / f"{encoder}.onnx")
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_shared_projection_is_in_the_exported_graph(fmt, folders, tmp_path):
+    binder, modality = binder_with("audio-cnn-tiny", folders)
+    projected = Binder(BinderConfig("image", binder.config.towers, shared_projection=True)).eval()
+    projected.load_state_dict(binder.state_dict(), strict=False)
+    with torch.no_grad():  # a trained-looking projection, not the identity it starts as
+        projected.projection.weight.add_(0.3 * torch.randn_like(projected.projection.weight))
+    path = tmp_path / f"projected.{fmt}"
+    export_tower(projected, modality, path, fmt)
+    inputs = other_inputs(modality)
+    ours = projected.encode(inputs, modality, convert_to_tensor=True)
+    assert not torch.allclose(ours, binder.encode(inputs, modality, convert_to_tensor=True), atol=1e-2)
+    assert torch.allclose(run_exported(path, projected.prepare(inputs, modality)), ours, atol=1e-4)
+
+
 @pytest.mark.parametrize("tower", IMAGEBIND)
 def test_imported_imagebind_onnx_equals_mmbind(tower, imagebind, tmp_path):
     modality = next(m for m, t in imagebind.config.towers.items() if t.encoder == f"imagebind-{tower}")

@@ -90,7 +90,8 @@ def test_every_problem_is_reported_on_its_own_line(toy_plugin, tmp_path):
     assert lines == ["r.toml: [bind] lr: expected a finite number, got inf",
                      "r.toml: [bind]: unknown field 'bach_size'; did you mean 'batch_size'? (allowed: epochs, "
                      "batch_size, lr, weight_decay, warmup_steps, steps_per_epoch, loss, loss_options, num_workers, "
-                     "anchor_cache, anchor_cache_file, augment_anchor, precision, accumulation_steps, checkpoint_every)"]
+                     "anchor_cache, anchor_cache_file, augment_anchor, precision, accumulation_steps, checkpoint_every, "
+                     "shared_projection)"]
 
 
 def test_head_none_is_a_valid_choice_for_a_bound_tower(toy_plugin, tmp_path):

@@ -1,4 +1,4 @@
-"""One modality's tower (encoder, head, l2 normalisation) as an ONNX or TorchScript graph.
+"""One modality's tower (encoder, head, shared projection if any, l2 normalisation) as an ONNX or TorchScript graph.
 
 Preprocessing stays outside the graph: the graph's inputs are the tensors of the collated batch
 that ``Binder.prepare(inputs, modality)`` makes (load, transform, collate; text towers tokenise in
@@ -47,12 +47,15 @@ class TowerMetadata:
 
 
 class ExportedTower(nn.Module):
-    """encoder -> head -> l2 normalisation, called with the collated batch's tensors in order."""
+    """encoder -> head (-> a shared projection) -> l2 normalisation, called with the collated
+    batch's tensors in order."""
 
     def __init__(self, binder: Binder, modality: str, names: list[str], structure: str) -> None:
         super().__init__()
         self.encoder = binder.encoders[modality]
         self.head = binder.heads[modality]
+        self.projected = binder.projection is not None
+        self.projection = binder.projection if binder.projection is not None else nn.Identity()
         self.names = names
         self.structure = structure  # "tensor", "dict" or "tuple": how the encoder takes its batch
 
@@ -63,7 +66,10 @@ class ExportedTower(nn.Module):
             batch = dict(zip(self.names, tensors))
         else:
             batch = tuple(tensors)
-        return F.normalize(self.head(self.encoder(batch)), dim=-1)
+        embeddings = self.head(self.encoder(batch))
+        if self.projected:
+            embeddings = self.projection(F.normalize(embeddings, dim=-1))
+        return F.normalize(embeddings, dim=-1)
 
 
 def flatten_batch(batch: Any, modality: str, encoder: str) -> tuple[list[str], list[torch.Tensor], str]:

@@ -63,6 +63,9 @@ class BindConfig(ConfigModel):
     accumulation_steps: int = Field(1, ge=1, description="K > 1: GradCache micro-batches that keep every negative.")
     checkpoint_every: int = Field(0, ge=0, description="N > 0: also a checkpoint every N steps inside an epoch "
                                                        "(--resume continues from the step); 0: at epoch ends only.")
+    shared_projection: bool = Field(False, description="A linear map (the identity at the start) trained with the "
+                                    "towers and applied to every modality's unit embedding, the anchor's too: it moves "
+                                    "the anchor's space (a modality-gap remedy; docs/modality-gap.md).")
 
 
 class EvalConfig(ConfigModel):
@@ -262,7 +265,7 @@ class Recipe(_RecipeCommon):
             from mmbind.derived import read_config
 
             towers = {**BinderConfig.from_dict(read_config(self.base)).towers, **towers}
-        return BinderConfig(anchor=self.anchor, towers=towers)
+        return BinderConfig(anchor=self.anchor, towers=towers, shared_projection=self.bind.shared_projection)
 
     @property
     def run_dir(self) -> Path:

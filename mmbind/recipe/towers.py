@@ -67,6 +67,9 @@ class BinderConfig(ConfigModel):
 
     anchor: str = Field(min_length=1, description="The anchor's modality, a key of towers.")
     towers: dict[str, TowerConfig] = Field(description="Every tower, the anchor's included, by modality.")
+    shared_projection: bool = Field(False, description="A linear map shared by every modality, the anchor's "
+                                                       "included, applied to each unit embedding (identity at "
+                                                       "the start, trained while binding).")
 
     @model_validator(mode="after")
     def _anchor_is_a_tower(self) -> "BinderConfig":
@@ -76,6 +79,8 @@ class BinderConfig(ConfigModel):
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump()
+        if not data["shared_projection"]:  # written only when set, as LATER_FIELDS
+            del data["shared_projection"]
         for tower in data["towers"].values():  # written only when set: see LATER_FIELDS
             for key, default in LATER_FIELDS.items():
                 if tower.get(key) == default:
@@ -86,6 +91,6 @@ class BinderConfig(ConfigModel):
     def from_dict(cls, data: dict[str, Any], source: str = "config.json") -> "BinderConfig":
         """Read what ``to_dict`` wrote (other keys of config.json, such as dim, are the Binder's)."""
         try:
-            return cls.model_validate({key: data[key] for key in ("anchor", "towers") if key in data})
+            return cls.model_validate({key: data[key] for key in ("anchor", "towers", "shared_projection") if key in data})
         except ValidationError as error:
             raise explain(error, cls, source, root="config") from None

@@ -65,9 +65,10 @@ class AnchorCache:
         self.last_hits = 0
 
     def key(self, binder: Binder, modality: str | None = None) -> str:
-        """The entries' key: the modality, its tower's fingerprint, the mmbind version and the cache format."""
+        """The entries' key: the modality, its tower's fingerprint (without a shared projection, which
+        the entries leave out: it trains), the mmbind version and the cache format."""
         modality = modality or binder.anchor_modality
-        return f"{modality}-{binder.fingerprint(modality)}-v{mmbind.__version__}-f{CACHE_FORMAT}"
+        return f"{modality}-{binder.fingerprint(modality, project=False)}-v{mmbind.__version__}-f{CACHE_FORMAT}"
 
     def embeddings(self, binder: Binder, inputs: Sequence[Any], modality: str | None = None,
                    progress: bool = False) -> torch.Tensor:
@@ -110,7 +111,7 @@ class AnchorCache:
         world, rank = dist.world_size(), dist.rank()
         mine = inputs[rank::world]
         out = binder.encode(mine, modality, batch_size=self.batch_size, convert_to_numpy=False,
-                            show_progress_bar=progress and len(mine) > 0)
+                            show_progress_bar=progress and len(mine) > 0, project=False)
         if world > 1:
             counts = [len(inputs[r::world]) for r in range(world)]
             device = next(binder.parameters()).device

@@ -81,8 +81,9 @@ class BindStage:
         self.losses = nn.ModuleDict({
             m: mmbind.create_loss(cfg.loss, **recipe.loss_options(m)) for m in recipe.bound}).to(device)
         # only the bound towers train (a base binder's other towers come along unchanged)
+        projection = [] if binder.projection is None else list(binder.projection.parameters())
         bound = {id(p) for m in recipe.bound for part in (binder.encoders[m], binder.heads[m])
-                 for p in part.parameters()} | {id(binder.log_scales[m]) for m in recipe.bound}
+                 for p in part.parameters()} | {id(binder.log_scales[m]) for m in recipe.bound} | set(map(id, projection))
         self.optimizer = adamw([p for p in binder.parameters() if p.requires_grad and id(p) in bound]
                                + list(self.losses.parameters()), cfg.lr, cfg.weight_decay)
         self.scheduler = warmup_cosine_schedule(self.optimizer, cfg.warmup_steps, self.steps * cfg.epochs)
@@ -101,8 +102,9 @@ class BindStage:
         self.towers = {m: dist.wrap(Tower(nn.Identity() if m in self.features else binder.encoders[m],
                                           binder.heads[m]), device)
                        for m in recipe.bound}
-        # temperatures and loss parameters live outside the DDP towers: averaged by hand
-        self.shared_params = [binder.log_scales[m] for m in recipe.bound] + list(self.losses.parameters())
+        # temperatures, loss parameters and the shared projection live outside the DDP towers:
+        # averaged by hand
+        self.shared_params = [binder.log_scales[m] for m in recipe.bound] + list(self.losses.parameters()) + projection
         self.anchor_cache: AnchorCache | None = None
         if self.streamed:
             self.anchor_table = None
@@ -164,9 +166,10 @@ class BindStage:
             inputs = (self.features[modality][part.index.to(self.device)] if modality in self.features
                       else to_device(part.inputs, self.device))
             labels = part.labels.to(self.device, non_blocking=True)
-            anchor = self._anchor_embeddings(part)
+            # the towers and the anchor cache give unit embeddings before a shared projection
+            anchor = self.binder.project(self._anchor_embeddings(part))
             scale = self.binder.logit_scale(modality)
-            loss_fn = lambda other: self.losses[modality](anchor, other, scale, labels)  # noqa: E731
+            loss_fn = lambda other: self.losses[modality](anchor, self.binder.project(other), scale, labels)  # noqa: E731
             if self.cfg.accumulation_steps > 1:
                 losses[modality] = grad_cache_backward(self.towers[modality], inputs, loss_fn,
                                                        self.cfg.accumulation_steps, self.device, self.autocast,
@@ -190,7 +193,8 @@ class BindStage:
 
     def _run_anchor(self, part: ModalityBatch) -> torch.Tensor:
         with torch.no_grad(), self.autocast:
-            return self.binder(to_device(part.anchor_inputs, self.device), self.binder.anchor_modality).float()
+            return self.binder(to_device(part.anchor_inputs, self.device), self.binder.anchor_modality,
+                               project=False).float()
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One optimizer step; returns the losses (averaged over ranks) and temperatures."""
