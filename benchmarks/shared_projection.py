@@ -2,17 +2,19 @@
 
     python benchmarks/shared_projection.py RUN_DIR [--seeds 0 1 2] [--anchor-cache FILE]
 
-RUN_DIR is a finished run of recipes/fashion.toml (e.g. benchmarks/quality.py's quality-seed0).
+RUN_DIR is a finished run of recipes/fashion.toml without its shared projection (e.g. with
+``--set bind.shared_projection=false``): its own evaluation is what the first arm must reproduce.
 In that recipe both towers are frozen (EfficientNet-Lite0 for the images, MiniLM for the text),
-so binding trains only the text head, on fixed features. This benchmark replays that training on
-the run's own features, for two arms with the same seeds, steps, batch, loss, temperature and
-optimiser as the recipe:
-- "text head": the recipe as it is: the anchor's output is the space, a linear text head;
+so binding trains only the text head (and the projection), on fixed features. This benchmark
+replays that training on the run's own features, for two arms with the same seeds, steps, batch,
+loss, temperature and optimiser as the recipe:
+- "text head": the anchor's output is the space, a linear text head;
 - "shared projection": one more linear map P (dim x dim, starting at the identity), applied to
   the unit embeddings of both towers and trained with the head, then l2-normalised again (what
-  ``[bind] shared_projection = true`` builds): a projection the two modalities share (the shared-projection remedy for the modality gap, e.g. Eslami and
-  de Melo 2024). It moves the anchor's space, so it breaks the frozen anchor every other binder
-  of that anchor relies on; it would have to help clearly to be worth that.
+  ``[bind] shared_projection = true`` builds): a projection the two modalities share (the
+  shared-projection remedy for the modality gap, e.g. Eslami and de Melo 2024). It moves the
+  anchor's space, so binders trained separately against that anchor no longer share one space;
+  it has to help clearly to be worth that.
 Training images: the run's anchor cache (all 60,000, as in the run); pairs: each image with a
 random training prompt of its class; loss: infonce with label positives. Evaluated on the 10,000
 test images of the run's embedding store: zero-shot accuracy through the run's prompt templates,

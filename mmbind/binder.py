@@ -258,10 +258,10 @@ class Binder(nn.Module):
         prefixes: tuple[str, ...] | None = None
         if modality is not None:
             prefixes = (f"encoders.{modality}.", f"heads.{modality}.")
+            config = {"tower": config["towers"][modality]}
             if project and self.projection is not None:
-                config, prefixes = {"tower": config["towers"][modality], "shared_projection": True}, (*prefixes, "projection.")
-            else:
-                config = {"tower": config["towers"][modality]}
+                config["shared_projection"] = True
+                prefixes = (*prefixes, "projection.")
         digest.update(json.dumps(config, sort_keys=True).encode())
         for name, tensor in sorted(self.state_dict().items()):
             if prefixes is None or name.startswith(prefixes):

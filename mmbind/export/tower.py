@@ -1,4 +1,5 @@
-"""One modality's tower (encoder, head, shared projection if any, l2 normalisation) as an ONNX or TorchScript graph.
+"""One modality's tower (encoder, head, shared projection if any, l2 normalisation) as an ONNX
+or TorchScript graph.
 
 Preprocessing stays outside the graph: the graph's inputs are the tensors of the collated batch
 that ``Binder.prepare(inputs, modality)`` makes (load, transform, collate; text towers tokenise in

@@ -65,7 +65,7 @@ class BindConfig(ConfigModel):
                                                        "(--resume continues from the step); 0: at epoch ends only.")
     shared_projection: bool = Field(False, description="A linear map (the identity at the start) trained with the "
                                     "towers and applied to every modality's unit embedding, the anchor's too: it moves "
-                                    "the anchor's space (a modality-gap remedy; docs/modality-gap.md).")
+                                    "the anchor's space (a modality-gap remedy; docs/shared-projection.md).")
 
 
 class EvalConfig(ConfigModel):

@@ -91,6 +91,7 @@ class BinderConfig(ConfigModel):
     def from_dict(cls, data: dict[str, Any], source: str = "config.json") -> "BinderConfig":
         """Read what ``to_dict`` wrote (other keys of config.json, such as dim, are the Binder's)."""
         try:
-            return cls.model_validate({key: data[key] for key in ("anchor", "towers", "shared_projection") if key in data})
+            fields = ("anchor", "towers", "shared_projection")
+            return cls.model_validate({key: data[key] for key in fields if key in data})
         except ValidationError as error:
             raise explain(error, cls, source, root="config") from None

@@ -26,7 +26,8 @@ def plan_chunks(memory_budget: int, dim: int, n_queries: int, top_k: int, buffer
 
     Per chunk row: the vector in each of ``buffers`` blocks (4*dim bytes each; 2 when the next
     block is read ahead while this one is multiplied), its score for each query (4) and the
-    comparison flag or, when a block is merged densely, the argpartition index (8). Fixed per pass: the queries and the top-k state (a few copies while merging).
+    comparison flag or, when a block is merged densely, the argpartition index (8). Fixed per
+    pass: the queries and the top-k state (a few copies while merging).
     When the budget is tight the queries are split into passes (each pass streams the file).
     """
     queries = max(1, n_queries)

@@ -82,8 +82,9 @@ class BindStage:
             m: mmbind.create_loss(cfg.loss, **recipe.loss_options(m)) for m in recipe.bound}).to(device)
         # only the bound towers train (a base binder's other towers come along unchanged)
         projection = [] if binder.projection is None else list(binder.projection.parameters())
-        bound = {id(p) for m in recipe.bound for part in (binder.encoders[m], binder.heads[m])
-                 for p in part.parameters()} | {id(binder.log_scales[m]) for m in recipe.bound} | set(map(id, projection))
+        bound = ({id(p) for m in recipe.bound for part in (binder.encoders[m], binder.heads[m])
+                  for p in part.parameters()}
+                 | {id(binder.log_scales[m]) for m in recipe.bound} | {id(p) for p in projection})
         self.optimizer = adamw([p for p in binder.parameters() if p.requires_grad and id(p) in bound]
                                + list(self.losses.parameters()), cfg.lr, cfg.weight_decay)
         self.scheduler = warmup_cosine_schedule(self.optimizer, cfg.warmup_steps, self.steps * cfg.epochs)
@@ -169,7 +170,8 @@ class BindStage:
             # the towers and the anchor cache give unit embeddings before a shared projection
             anchor = self.binder.project(self._anchor_embeddings(part))
             scale = self.binder.logit_scale(modality)
-            loss_fn = lambda other: self.losses[modality](anchor, self.binder.project(other), scale, labels)  # noqa: E731
+            loss_fn = lambda other: self.losses[modality](  # noqa: E731
+                anchor, self.binder.project(other), scale, labels)
             if self.cfg.accumulation_steps > 1:
                 losses[modality] = grad_cache_backward(self.towers[modality], inputs, loss_fn,
                                                        self.cfg.accumulation_steps, self.device, self.autocast,
