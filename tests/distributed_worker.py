@@ -54,7 +54,7 @@ def grads(stage) -> dict[str, torch.Tensor]:
 
 
 def one_step(out: Path, global_batch: int, loss: str, loss_options: dict, accumulation: int,
-             head: str, shared_projection: bool) -> dict[str, torch.Tensor]:
+             head: str, shared_projection: bool = False) -> dict[str, torch.Tensor]:
     from mmbind.recipe import parse_recipe
 
     text = toy_plugin.RECIPE.format(run_dir=out / "run", epochs=1)
