@@ -66,9 +66,8 @@ def load(run_dir: Path, anchor_cache: Path | None):
     test_labels = np.array([names.index(v) for v in labels_text])
     prompts = [[t.format(name) for t in recipe.eval.templates] for name in names]
     prompt_features = binder.encode([p for group in prompts for p in group], "text", output_value="features")
-    head = binder.heads["text"]
     return {
-        "recipe": recipe, "head_state": {k: v.clone() for k, v in head.state_dict().items()},
+        "recipe": recipe,
         "images": torch.from_numpy(images), "image_labels": torch.tensor(train[recipe.anchor].labels),
         "texts": torch.from_numpy(texts), "text_labels": torch.tensor(train["text"].labels),
         "test_images": torch.from_numpy(test_images), "test_labels": test_labels,

@@ -44,14 +44,10 @@ def chunk_spans(dataset: h5py.Dataset, start: int, stop: int, max_rows: int) -> 
         if chunk_first not in chunks:
             return None
         offset = chunks[chunk_first] + (row - chunk_first) * row_bytes
-        rows = min(chunk_first + chunk_rows, stop) - row
+        rows = min(chunk_first + chunk_rows, stop, row + max_rows) - row
         last = spans[-1] if spans else None
-        if (last is not None and last.offset + last.rows * row_bytes == offset
-                and last.rows + rows <= max_rows):
+        if last is not None and last.offset + last.rows * row_bytes == offset and last.rows + rows <= max_rows:
             spans[-1] = last._replace(rows=last.rows + rows)
-        elif rows > max_rows:  # a read smaller than one chunk
-            spans.append(Span(row, max_rows, offset))
-            rows = max_rows
         else:
             spans.append(Span(row, rows, offset))
         row += rows
